@@ -1,0 +1,58 @@
+"""Model recipes: a short name (or ``module:callable``) that builds a fresh River model.
+
+>>> type(build_model("lr")).__name__
+'Pipeline'
+>>> build_model("river.linear_model:LogisticRegression").__class__.__name__
+'LogisticRegression'
+>>> build_model("nope")
+Traceback (most recent call last):
+...
+riverrun.errors.ConfigError: unknown model recipe 'nope': use one of arf, hat, lr, or 'module:callable' returning a River estimator
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from river import base, forest, linear_model, preprocessing, tree
+
+from riverrun.errors import ConfigError
+
+
+def _lr() -> base.Estimator:
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+
+
+def _hat() -> base.Estimator:
+    return tree.HoeffdingAdaptiveTreeClassifier(seed=42)
+
+
+def _arf() -> base.Estimator:
+    return forest.ARFClassifier(seed=42)
+
+
+RECIPES: dict[str, Callable[[], base.Estimator]] = {"lr": _lr, "hat": _hat, "arf": _arf}
+
+
+def build_model(recipe: str) -> base.Estimator:
+    """A fresh, untrained model for ``recipe``."""
+    if recipe in RECIPES:
+        return RECIPES[recipe]()
+    if ":" not in recipe:
+        known = ", ".join(sorted(RECIPES))
+        raise ConfigError(
+            f"unknown model recipe {recipe!r}: use one of {known}, "
+            "or 'module:callable' returning a River estimator"
+        )
+    module_name, _, attr = recipe.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load model recipe {recipe!r}: {exc}") from exc
+    model = factory()
+    if not isinstance(model, base.Estimator):
+        raise ConfigError(
+            f"model recipe {recipe!r} returned {type(model).__name__}, not a River estimator"
+        )
+    return model

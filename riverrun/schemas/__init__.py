@@ -1,0 +1,18 @@
+"""Data contracts: the records on riverrun's topics and how bytes become records."""
+
+from riverrun.schemas.decode import DEFAULT_MAX_BYTES, Origin, dead_letter, decode_event, decode_label
+from riverrun.schemas.export import export_json_schemas
+from riverrun.schemas.records import DeadLetter, Event, Label, Prediction
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DeadLetter",
+    "Event",
+    "Label",
+    "Origin",
+    "Prediction",
+    "dead_letter",
+    "decode_event",
+    "decode_label",
+    "export_json_schemas",
+]

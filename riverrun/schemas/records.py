@@ -1,0 +1,106 @@
+"""The records on riverrun's topics: events, labels, predictions and dead letters.
+
+Every record validates strictly: unknown fields, NaN/inf, naive timestamps and empty ids
+are refused with a message that says what is wrong.
+
+>>> e = Event.model_validate_json(
+...     b'{"event_id": "e1", "entity": "u1", "ts": "2024-01-01T00:00:00+00:00", "features": {"x": 1.5}}'
+... )
+>>> e.ts.isoformat(), e.features
+('2024-01-01T00:00:00+00:00', {'x': 1.5})
+>>> Label.model_validate({"event_id": "e1", "label": True, "ts": 1704067260}).ts.isoformat()
+'2024-01-01T00:01:00+00:00'
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+#: A feature value: numbers, strings, booleans, or null for "missing".
+FeatureValue = bool | int | float | str | None
+#: A label: a class (bool, int, str) or a regression target (float).
+LabelValue = bool | int | float | str
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+#: Most features one event may carry; more is refused (memory safety).
+MAX_FEATURES = 1_000
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",  # a typo in a producer must not silently drop a field
+        allow_inf_nan=False,  # NaN and inf are refused everywhere
+        frozen=True,
+        strict=False,
+    )
+
+
+class Event(_Record):
+    """Something happened to an entity; the model predicts on it.
+
+    ``ts`` is event time: ISO-8601 with an offset, or epoch seconds.
+    """
+
+    event_id: Id
+    entity: Id
+    ts: AwareDatetime
+    features: dict[FeatureName, FeatureValue] = Field(max_length=MAX_FEATURES)
+
+
+class Label(_Record):
+    """The ground truth for an earlier event, known at event time ``ts``."""
+
+    event_id: Id
+    label: LabelValue
+    ts: AwareDatetime
+
+
+class Prediction(_Record):
+    """What a model served for an event.
+
+    ``proba`` maps each class (as a string: ``"true"``, ``"false"``, ``"3"``, ``"cat"``) to its
+    probability; it is ``None`` for regressors. ``ts`` is the event's time, ``served_at`` the wall
+    clock when the prediction was made. The pair (``event_id``, ``model``, ``model_version``)
+    identifies a prediction: a re-emitted copy after a crash is identical, so consumers dedupe on it.
+    """
+
+    event_id: Id
+    entity: Id
+    model: Id
+    model_version: int
+    y_pred: LabelValue | None
+    proba: dict[str, float] | None
+    ts: AwareDatetime
+    served_at: AwareDatetime
+
+
+class DeadLetter(_Record):
+    """A record that could not be used, with where it came from and why.
+
+    ``payload`` is the original bytes: UTF-8 text when they decode, else base64
+    (``payload_encoding`` says which).
+    """
+
+    payload: str
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    kind: Literal["event", "label"]
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    error: str
+    reason: str
+    at: datetime
+
+
+RECORDS: dict[str, type[BaseModel]] = {
+    "event": Event,
+    "label": Label,
+    "prediction": Prediction,
+    "dead-letter": DeadLetter,
+}

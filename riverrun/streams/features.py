@@ -1,0 +1,104 @@
+"""Streaming features per entity, computed in event time. Pure: no Bytewax here.
+
+``default`` adds, to the raw features of each event:
+
+- ``entity_event_count``: events of this entity so far, this one included;
+- ``entity_seconds_since_last``: event-time seconds since the entity's previous event
+  (absent on its first event);
+- ``<name>_mean_<w>s``: for each numeric feature, its mean over the entity's events in the last
+  ``w`` seconds of event time, this one included.
+
+``none`` passes the raw features through unchanged (the identity).
+
+>>> from datetime import datetime, timezone
+>>> from riverrun.schemas import Event
+>>> t = lambda s: datetime.fromtimestamp(s, timezone.utc)
+>>> state = EntityFeatures(window_seconds=60)
+>>> state.transform(Event(event_id="a", entity="u", ts=t(0), features={"x": 1.0}))
+{'x': 1.0, 'entity_event_count': 1, 'x_mean_60s': 1.0}
+>>> state.transform(Event(event_id="b", entity="u", ts=t(30), features={"x": 3.0}))
+{'x': 3.0, 'entity_event_count': 2, 'entity_seconds_since_last': 30.0, 'x_mean_60s': 2.0}
+>>> state.transform(Event(event_id="c", entity="u", ts=t(100), features={"x": 5.0}))["x_mean_60s"]
+5.0
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+from riverrun.schemas import Event
+
+FeatureMode = Literal["none", "default"]
+
+
+class EntityFeatures:
+    """The feature state of one entity (count, last time, a window of numeric values)."""
+
+    __slots__ = ("_names", "_sums", "_window", "count", "last_ts", "window_seconds")
+
+    def __init__(self, window_seconds: float = 300.0):
+        self.window_seconds = window_seconds
+        self.count = 0
+        self.last_ts: float | None = None
+        self._window: deque[tuple[float, dict[str, float]]] = deque()
+        self._sums: dict[str, list[float]] = {}  # name -> [sum, count] over the window
+        self._names: dict[str, str] = {}  # feature name -> its rolling-mean name (cached)
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def _mean_name(self, name: str) -> str:
+        out = self._names.get(name)
+        if out is None:
+            out = self._names[name] = f"{name}_mean_{self.window_seconds:g}s"
+        return out
+
+    def transform(self, event: Event) -> dict:
+        """Update the state with ``event`` and return its feature vector."""
+        ts = event.ts.timestamp()
+        x = dict(event.features)
+        self.count += 1
+        x["entity_event_count"] = self.count
+        if self.last_ts is not None:
+            x["entity_seconds_since_last"] = ts - self.last_ts
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+
+        numeric = {
+            k: float(v)
+            for k, v in event.features.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        sums = self._sums
+        window = self._window
+        window.append((ts, numeric))
+        for k, v in numeric.items():
+            acc = sums.get(k)
+            if acc is None:
+                sums[k] = [v, 1]
+            else:
+                acc[0] += v
+                acc[1] += 1
+        horizon = ts - self.window_seconds
+        while window and window[0][0] < horizon:
+            _, old = window.popleft()
+            for k, v in old.items():
+                acc = sums[k]
+                acc[0] -= v
+                acc[1] -= 1
+                if acc[1] == 0:
+                    del sums[k]
+        for k in numeric:
+            acc = sums[k]
+            x[self._mean_name(k)] = acc[0] / acc[1]
+        return x
+
+
+def identity_features(event: Event) -> dict:
+    """``features = none``: the raw features (a copy, so models never mutate the event)."""
+    return dict(event.features)

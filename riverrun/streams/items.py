@@ -1,0 +1,65 @@
+"""What travels between the steps of the dataflow (small, picklable, no Bytewax)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from riverrun.schemas import Event, Label, Origin
+
+Kind = Literal["event", "label"]
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """A payload as read: bytes from Kafka or a file (or an already-built record in memory)."""
+
+    kind: Kind
+    value: bytes | Event | Label
+    origin: Origin = field(default_factory=Origin)
+
+
+@dataclass(slots=True)
+class FeaturedEvent:
+    """An event with its feature vector, and its source position for ordering."""
+
+    event: Event
+    x: dict
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class SourcedLabel:
+    """A label with its source position for ordering."""
+
+    label: Label
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class MetricsPoint:
+    """A model's metrics at an event time (every N labels, and at the end of a finite run)."""
+
+    model: str
+    model_version: int
+    ts: datetime | None
+    n_predicted: int
+    n_learned: int
+    metrics: dict[str, float]
+    counters: dict[str, int]
+    final: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "ts": self.ts.isoformat() if self.ts else None,
+            "n_predicted": self.n_predicted,
+            "n_learned": self.n_learned,
+            "metrics": self.metrics,
+            "counters": self.counters,
+            "final": self.final,
+        }
