@@ -40,6 +40,7 @@ class StepConfig:
     max_wait_seconds: float | None = None  # None: exact order (replay); live flows bound the wait
     metrics_window: int = 1000
     report_every: int = 1000  # emit a MetricsPoint every N learned labels
+    served_at_event_time: bool = False  # replay: stamp served_at with event time (reproducible)
 
 
 def class_key(label) -> str:
@@ -116,7 +117,7 @@ class ModelStep:
                 y_pred=served.y_pred,
                 proba=None if proba is None else {class_key(k): p for k, p in proba.items()},
                 ts=event.ts,
-                served_at=datetime.now(UTC),
+                served_at=event.ts if self.config.served_at_event_time else datetime.now(UTC),
             )
         )
         early = self.join.take_early_label(event.event_id)

@@ -1,0 +1,232 @@
+"""The one Bytewax dataflow, used by every mode (run, replay, demo, tests).
+
+This module and ``io`` are the only places that know Bytewax; everything that decides is in
+pure objects (``EntityFeatures``, ``ModelStep``) that replay and unit tests use unchanged.
+
+::
+
+    events ─▶ decode ─┬─▶ dead letters
+                      └─▶ features (keyed by entity) ─┐
+    labels ─▶ decode ─┬─▶ dead letters                 ├─▶ model (keyed by model) ─┬─▶ predictions
+                      └───────────────────────────────┘   order · join · learn     ├─▶ dead letters
+                                                                                   └─▶ metrics points
+
+Step ids are part of the recovery state: renaming one is a migration.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulLogic
+from bytewax.outputs import Sink
+
+from riverrun.schemas import DeadLetter, Event, Label, Origin, Prediction, decode_event, decode_label
+from riverrun.streams.features import EntityFeatures, FeatureMode
+from riverrun.streams.items import FeaturedEvent, MetricsPoint, RawRecord, SourcedLabel
+from riverrun.streams.modelstep import ModelStep, StepConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """What the dataflow computes (the engine-independent part of the settings)."""
+
+    steps: tuple[StepConfig, ...]
+    features: FeatureMode = "default"
+    feature_window_seconds: float = 300.0
+    max_payload_bytes: int = 64 * 1024
+    finite: bool = False  # replay/demo: at the end of the input, release and report everything
+
+
+@dataclass(frozen=True)
+class FlowSinks:
+    predictions: Sink
+    dead_letters: Sink
+    metrics: Sink | None = None
+
+
+# -- stateless steps ---------------------------------------------------------------------------
+
+
+def from_kafka(kind: str):
+    """KafkaSourceMessage -> RawRecord; consumer errors are logged, never data."""
+
+    def convert(msg) -> RawRecord | None:
+        if isinstance(msg, KafkaError):
+            log.warning("kafka consumer error on %s input: %s", kind, msg.err)
+            return None
+        assert isinstance(msg, KafkaSourceMessage)
+        key = msg.key.decode("utf-8", "backslashreplace") if msg.key is not None else None
+        return RawRecord(kind, msg.value, Origin(msg.topic, msg.partition, msg.offset, key))
+
+    return convert
+
+
+def make_decoder(max_bytes: int):
+    def decode(raw: RawRecord) -> Event | Label | DeadLetter | tuple:
+        value = raw.value
+        if isinstance(value, Event | Label):
+            record = value
+        elif raw.kind == "event":
+            record = decode_event(value, raw.origin, max_bytes)
+        else:
+            record = decode_label(value, raw.origin, max_bytes)
+        if isinstance(record, DeadLetter):
+            return record
+        return (record, raw.origin.partition or 0, raw.origin.offset or 0)
+
+    return decode
+
+
+def _features_step(window_seconds: float):
+    def step(state: EntityFeatures | None, item: tuple) -> tuple[EntityFeatures, FeaturedEvent]:
+        event, partition, offset = item
+        if state is None:
+            state = EntityFeatures(window_seconds)
+        return state, FeaturedEvent(event, state.transform(event), partition, offset)
+
+    return step
+
+
+def _no_features(item: tuple) -> FeaturedEvent:
+    event, partition, offset = item
+    return FeaturedEvent(event, dict(event.features), partition, offset)
+
+
+# -- the model operator ------------------------------------------------------------------------
+
+
+class _ModelLogic(StatefulLogic):
+    """Bytewax shell around ``ModelStep``; its snapshot is pickle bytes (immutable, and much
+    cheaper than deepcopy for big models)."""
+
+    def __init__(self, configs: dict[str, StepConfig], finite: bool, step: ModelStep | None):
+        self._configs = configs
+        self._finite = finite
+        self.step = step
+
+    def on_item(self, value):
+        model, item = value
+        if self.step is None:
+            self.step = ModelStep(self._configs[model])
+        return self.step.on_item(item, time.time()), StatefulLogic.RETAIN
+
+    def on_notify(self):
+        return self.step.on_timeout(time.time()), StatefulLogic.RETAIN
+
+    def on_eof(self):
+        if self._finite and self.step is not None:
+            return self.step.on_end(), StatefulLogic.RETAIN
+        return [], StatefulLogic.RETAIN
+
+    def notify_at(self):
+        deadline = self.step.deadline() if self.step is not None else None
+        return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def build_dataflow(
+    spec: FlowSpec, events: Source, labels: Source, sinks: FlowSinks, kafka: bool = False,
+    flow_id: str = "riverrun",
+) -> Dataflow:
+    """The riverrun dataflow over the given sources and sinks.
+
+    ``kafka=True`` means the sources yield ``KafkaSourceMessage`` (converted here).
+    """
+    configs = {s.model: s for s in spec.steps}
+    models = tuple(configs)
+    decode = make_decoder(spec.max_payload_bytes)
+    flow = Dataflow(flow_id)
+
+    def decoded(name: str, source: Source):
+        raw = op.input(f"{name}_in", flow, source)
+        if kafka:
+            raw = op.filter_map(f"{name}_from_kafka", raw, from_kafka(name[:-1]))
+        out = op.map(f"decode_{name}", raw, decode)
+        split = op.branch(f"split_{name}", out, lambda r: isinstance(r, DeadLetter))
+        return split.trues, split.falses
+
+    bad_events, good_events = decoded("events", events)
+    bad_labels, good_labels = decoded("labels", labels)
+
+    if spec.features == "default":
+        by_entity = op.key_on("by_entity", good_events, lambda item: item[0].entity)
+        featured = op.stateful_map(
+            "features", by_entity, _features_step(spec.feature_window_seconds)
+        )
+        featured = op.key_rm("features_unkey", featured)
+    else:
+        featured = op.map("features", good_events, _no_features)
+
+    sourced_labels = op.map("labels_sourced", good_labels, lambda t: SourcedLabel(*t))
+    both = op.merge("events_and_labels", featured, sourced_labels)
+    routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
+
+    def builder(resume: bytes | None) -> _ModelLogic:
+        step = pickle.loads(resume) if resume is not None else None
+        return _ModelLogic(configs, spec.finite, step)
+
+    outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
+    is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, Prediction))
+    op.output("predictions_out", is_prediction.trues, sinks.predictions)
+    rest = op.branch("is_dead_letter", is_prediction.falses, lambda o: isinstance(o, DeadLetter))
+    dead = op.merge("dead_letters", bad_events, bad_labels, rest.trues)
+    op.output("dead_letters_out", dead, sinks.dead_letters)
+    points = op.filter("metrics_points", rest.falses, lambda o: isinstance(o, MetricsPoint))
+    if sinks.metrics is not None:
+        op.output("metrics_out", points, sinks.metrics)
+    else:
+        op.inspect("metrics_log", points, lambda _step, p: log.info("metrics %s", p.to_dict()))
+    return flow
+
+
+def run_in_process(flow: Dataflow, epoch_interval: timedelta = timedelta(seconds=10)) -> None:
+    """Run a finite flow in this thread, one worker (replay, demo, tests)."""
+    from bytewax.testing import run_main
+
+    run_main(flow, epoch_interval=epoch_interval)
+
+
+def run_cluster(
+    flow: Dataflow,
+    *,
+    workers: int = 1,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+    recovery_dir: Path | None = None,
+    recovery_partitions: int = 4,
+    snapshot_interval: timedelta = timedelta(seconds=10),
+    backup_interval: timedelta = timedelta(0),
+) -> None:
+    """Run a long-lived flow (``riverrun run``): workers, processes and recovery."""
+    from bytewax._bytewax import cli_main
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+
+    recovery = None
+    if recovery_dir is not None:
+        recovery_dir = Path(recovery_dir)
+        if not any(recovery_dir.glob("part-*.sqlite3")):
+            recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            init_db_dir(recovery_dir, recovery_partitions)
+        recovery = RecoveryConfig(str(recovery_dir), backup_interval=backup_interval)
+    cli_main(
+        flow,
+        workers_per_process=workers,
+        process_id=process_id,
+        addresses=addresses,
+        epoch_interval=snapshot_interval,
+        recovery_config=recovery,
+    )

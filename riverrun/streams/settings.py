@@ -1,0 +1,193 @@
+"""Settings from a TOML file and the environment (read in this one place).
+
+Precedence: environment over TOML over defaults. Environment variables are ``RIVERRUN_`` plus the
+path with ``__`` between levels, e.g. ``RIVERRUN_KAFKA__BOOTSTRAP_SERVERS``; the conventional
+``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL`` are honoured too.
+
+>>> s = Settings()
+>>> s.topics.events, s.flow.features, s.flow.models[0].recipe
+('events', 'default', 'lr')
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from riverrun.errors import ConfigError
+from riverrun.learners.recipes import build_model
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """How to reach Kafka. ``extra`` passes any librdkafka property through."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by producers, consumers and the admin client."""
+        conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        conf.update(self.extra)
+        return conf
+
+
+class TopicSettings(_Section):
+    """Topic names, and how ``riverrun topics create`` makes them."""
+
+    events: str = "events"
+    labels: str = "labels"
+    predictions: str = "predictions"
+    model_events: str = "model-events"
+    dead_letter: str = "dead-letter"
+    control: str = "control"
+    partitions: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+    def all(self) -> list[str]:
+        return [self.events, self.labels, self.predictions, self.model_events, self.dead_letter,
+                self.control]
+
+
+class ModelSettings(_Section):
+    """A model the flow trains and serves: its name (the key) and recipe."""
+
+    name: str = "lr"
+    recipe: str = "lr"
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_builds(cls, recipe: str) -> str:
+        build_model(recipe)  # raises ConfigError with the fix in its message
+        return recipe
+
+
+class FlowSettings(_Section):
+    """What the dataflow computes."""
+
+    models: list[ModelSettings] = Field(default_factory=lambda: [ModelSettings()], min_length=1)
+    features: Literal["none", "default"] = "default"
+    feature_window_seconds: float = Field(300.0, gt=0)
+    label_ttl_seconds: float = Field(86_400.0, gt=0)
+    max_wait_ms: float = Field(1000.0, ge=0, description="live: longest wait for the other input")
+    metrics_window: int = Field(1000, ge=1)
+    report_every: int = Field(1000, ge=1)
+    max_payload_bytes: int = Field(64 * 1024, ge=64)
+    batch_size: int = Field(1000, ge=1)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelSettings]) -> list[ModelSettings]:
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        return models
+
+
+class RecoverySettings(_Section):
+    """Bytewax recovery: state and Kafka offsets snapshotted together every interval."""
+
+    enabled: bool = True
+    directory: Path = Path("riverrun-state")
+    snapshot_interval_seconds: float = Field(10.0, gt=0)
+    backup_interval_seconds: float = Field(0.0, ge=0)
+    partitions: int = Field(4, ge=1, description="fixed at creation: at least your most workers")
+
+
+class Settings(BaseSettings):
+    """All of riverrun's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RIVERRUN_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    flow: FlowSettings = Field(default_factory=FlowSettings)
+    recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    workers: int = Field(1, ge=1)
+
+
+def _conventional_env() -> dict[str, Any]:
+    """The variables other tools use, as overrides below our own RIVERRUN_ ones."""
+    out: dict[str, Any] = {}
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ and "RIVERRUN_KAFKA__BOOTSTRAP_SERVERS" not in os.environ:
+        out["kafka"] = {"bootstrap_servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
+    if "REDIS_URL" in os.environ and "RIVERRUN_REDIS_URL" not in os.environ:
+        out["redis_url"] = os.environ["REDIS_URL"]
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``path`` (TOML, optional), then the environment, then ``overrides``.
+
+    Errors are ``ConfigError`` naming the file and the wrong key.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found (see riverrun.example.toml)")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+    data = _merge(data, _conventional_env())
+    data = _merge(data, overrides)
+    try:
+        # Init kwargs beat the environment in pydantic-settings, so pass the file's values
+        # through a subclass default instead: environment > file > defaults.
+        return _with_defaults(data)()
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"invalid settings{where}:\n" + "\n".join(lines)) from exc
+
+
+def _with_defaults(data: dict[str, Any]) -> type[Settings]:
+    """A Settings subclass whose defaults are ``data``, so environment variables still win."""
+    from pydantic_settings import PydanticBaseSettingsSource
+
+    class _FileSource(PydanticBaseSettingsSource):
+        def get_field_value(self, field, field_name):  # pragma: no cover - unused
+            return None, field_name, False
+
+        def __call__(self) -> dict[str, Any]:
+            return data
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                       dotenv_settings, file_secret_settings):
+            return (env_settings, _FileSource(settings_cls))
+
+    return _Loaded
