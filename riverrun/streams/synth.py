@@ -66,7 +66,8 @@ def drifting_agrawal(n: int, drift_at: int | None = None, seed: int = 42):
         stream=synth.Agrawal(classification_function=0, seed=seed),
         drift_stream=synth.Agrawal(classification_function=2, seed=seed),
         position=drift_at,
-        width=50,
+        # River's sigmoid overflows when 4 * position / width > ~709: keep the width just wide enough.
+        width=max(50, -(-4 * drift_at // 700)),
         seed=seed,
     )
     return [(x, bool(y)) for x, y in stream.take(n)]

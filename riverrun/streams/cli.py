@@ -1,0 +1,248 @@
+"""The ``riverrun`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from riverrun.errors import RiverrunError
+
+EPILOG = "Settings: -c FILE (TOML) and RIVERRUN_* / KAFKA_BOOTSTRAP_SERVERS environment variables."
+
+
+def _model_arg(text: str) -> tuple[str, str]:
+    """``lr`` -> (lr, lr); ``champion=hat`` -> (champion, hat)."""
+    name, sep, recipe = text.partition("=")
+    return (name, recipe) if sep else (text, text)
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, help="TOML settings file (see riverrun.example.toml)")
+
+
+def _cmd_demo(args) -> int:
+    from riverrun.streams.demo import run_demo
+
+    summary = run_demo(args.out, n_events=args.events, label_delay_seconds=args.label_delay,
+                       progress=not args.no_progress)
+    print(f"demo: {summary['predictions']} predictions, {summary['dead_letters']} dead letters "
+          f"in {summary['seconds']:.1f}s")
+    for model, m in summary["final"].items():
+        print(f"  {model:>4}: accuracy {m['accuracy']:.4f}  log loss {m['log_loss']:.4f}  "
+              f"ROC AUC {m['roc_auc']:.4f}")
+    print(f"report: {summary['report']}\nplot:   {summary['plot']}")
+    return 0
+
+
+def _cmd_replay(args) -> int:
+    from riverrun.learners import build_model
+    from riverrun.streams.replay import replay
+
+    models = args.model or [("lr", "lr")]
+    for _, recipe in models:
+        build_model(recipe)  # fail fast on a bad recipe
+    for path in (args.events, args.labels):
+        if not path.is_file():
+            raise RiverrunError(f"{path} not found")
+    result = replay(args.events, args.labels, args.out, models=models, features=args.features,
+                    feature_window_seconds=args.feature_window, label_ttl_seconds=args.label_ttl,
+                    progress=not args.no_progress)
+    n = result.n_predictions
+    print(f"replay: {n} predictions in {result.seconds:.1f}s "
+          f"({n / max(result.seconds, 1e-9):,.0f}/s), dead letters {dict(result.dead_letters)}")
+    for name, _ in models:
+        final = result.final(name)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in final.metrics.items() if "rolling" not in k)
+        print(f"  {name}: learned {final.n_learned}  {shown}")
+    print(f"output: {args.out}/predictions.jsonl, report.json, metrics.png")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from riverrun.streams.live import run_live
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    addresses = args.addresses.split(";") if args.addresses else None
+    run_live(settings, workers=args.workers, process_id=args.process_id, addresses=addresses)
+    return 0
+
+
+def _cmd_produce(args) -> int:
+    from riverrun.streams.io import read_jsonl
+    from riverrun.streams.kafka import publish_stream
+    from riverrun.streams.settings import load_settings
+    from riverrun.streams.synth import drifting_agrawal, to_records
+
+    settings = load_settings(args.config)
+    if args.events:
+        if not args.labels:
+            raise RiverrunError("--events needs --labels")
+        from riverrun.schemas import decode_event, decode_label
+
+        events = [decode_event(b, max_bytes=1 << 30) for b in read_jsonl(args.events)]
+        labels = [decode_label(b, max_bytes=1 << 30) for b in read_jsonl(args.labels)]
+        events = [e if not hasattr(e, "reason") else e.payload.encode() for e in events]
+        labels = [lb for lb in labels if not hasattr(lb, "reason")]
+    else:
+        start = datetime.now(UTC) if args.start is None else datetime.fromisoformat(args.start)
+        data = drifting_agrawal(args.synthetic, seed=args.seed)
+        interval = timedelta(seconds=1.0 / args.rate) if args.rate > 0 else timedelta(seconds=1)
+        events, labels = to_records(data, start=start, interval=interval,
+                                    label_delay=timedelta(seconds=args.label_delay), seed=args.seed)
+    from tqdm import tqdm
+
+    with tqdm(total=len(events), unit="event", desc="produce", disable=args.no_progress) as bar:
+        n_events, n_labels = publish_stream(settings, events, labels, rate=args.rate,
+                                            on_progress=bar.update)
+    print(f"produced {n_events} events to {settings.topics.events!r} and {n_labels} labels to "
+          f"{settings.topics.labels!r} on {settings.kafka.bootstrap_servers}")
+    return 0
+
+
+def _cmd_topics(args) -> int:
+    from riverrun.streams.kafka import create_topics
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    for name, status in create_topics(settings).items():
+        print(f"{name}: {status}")
+    return 0
+
+
+def _cmd_schemas(args) -> int:
+    from riverrun.schemas import export_json_schemas
+
+    for path in export_json_schemas(args.dir):
+        print(path)
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    from riverrun.streams.synth import drifting_agrawal, to_records
+
+    data = drifting_agrawal(args.n, seed=args.seed)
+    events, labels = to_records(data, label_delay=timedelta(seconds=args.label_delay),
+                                seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, records in (("events.jsonl", events), ("labels.jsonl", labels)):
+        (args.out / name).write_bytes(b"".join(r.model_dump_json().encode() + b"\n" for r in records))
+    print(f"wrote {len(events)} events and labels to {args.out}/events.jsonl, labels.jsonl")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riverrun",
+        description="Streaming online learning on Kafka: features, predictions, delayed labels, "
+        "metrics and drift, with River models in a Bytewax dataflow.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the whole loop in one process on a drifting stream (no broker)",
+                       description="Run a drifting synthetic stream (Agrawal, sudden concept change "
+                       "halfway) with delayed labels and a few malformed records through the "
+                       "dataflow, models lr and hat side by side. Writes OUT/report.json and "
+                       "OUT/metrics.png. No Kafka needed.")
+    p.add_argument("--out", type=Path, default=Path("riverrun-demo"), help="output directory")
+    p.add_argument("--events", type=int, default=20_000, help="stream length (default 20000)")
+    p.add_argument("--label-delay", type=float, default=120.0,
+                   help="seconds of event time between an event and its label (default 120)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=_cmd_demo)
+
+    p = sub.add_parser("replay", help="backtest models on recorded events and labels",
+                       description="Replay JSON Lines files of events and labels (the topic "
+                       "schemas) through the same dataflow as `run`, in event-time order (a label "
+                       "at time t before an event at t). Writes OUT/predictions.jsonl (one per "
+                       "event and model, in event order), dead-letter.jsonl, report.json and "
+                       "metrics.png. With --features none it equals River's "
+                       "evaluate.progressive_val_score(moment=event time, delay=...).")
+    p.add_argument("--events", type=Path, required=True, help="events JSON Lines file")
+    p.add_argument("--labels", type=Path, required=True, help="labels JSON Lines file")
+    p.add_argument("--model", type=_model_arg, action="append",
+                   help="recipe (lr, hat, arf, module:callable) or NAME=RECIPE; repeat to compare")
+    p.add_argument("--features", choices=["none", "default"], default="default",
+                   help="none: raw features; default: + per-entity count, recency, rolling means")
+    p.add_argument("--feature-window", type=float, default=300.0,
+                   help="rolling-mean window, seconds of event time (default 300)")
+    p.add_argument("--label-ttl", type=float, default=86_400.0,
+                   help="seconds of event time an event waits for its label (default 86400)")
+    p.add_argument("--out", type=Path, default=Path("riverrun-replay"), help="output directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=_cmd_replay)
+
+    p = sub.add_parser("run", help="run the dataflow on Kafka (recovery on by default)",
+                       description="Consume events and labels from Kafka, publish predictions and "
+                       "dead letters. State and offsets are snapshotted to [recovery] directory "
+                       "every snapshot_interval_seconds; after a crash, rerun the same command to "
+                       "resume (outputs since the last snapshot are re-published, identical).",
+                       epilog=EPILOG)
+    _add_config(p)
+    p.add_argument("-w", "--workers", type=int, help="worker threads in this process")
+    p.add_argument("-i", "--process-id", type=int, help="this process's index in --addresses")
+    p.add_argument("-a", "--addresses", help="all processes, 'host:port;host:port' (cluster mode)")
+    p.set_defaults(fn=_cmd_run)
+
+    p = sub.add_parser("produce", help="publish a synthetic or recorded stream to Kafka",
+                       description="Publish events and their labels (labels LABEL_DELAY seconds "
+                       "of event time later) in event-time order, every message acknowledged.",
+                       epilog=EPILOG)
+    _add_config(p)
+    p.add_argument("--events", type=Path, help="events JSON Lines (else a synthetic stream)")
+    p.add_argument("--labels", type=Path, help="labels JSON Lines (with --events)")
+    p.add_argument("--synthetic", type=int, default=10_000, help="synthetic events (default 10000)")
+    p.add_argument("--label-delay", type=float, default=60.0, help="seconds (synthetic stream)")
+    p.add_argument("--rate", type=float, default=0.0, help="events per second (0: unthrottled)")
+    p.add_argument("--start", help="ISO-8601 time of the first synthetic event (default: now)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_cmd_produce)
+
+    p = sub.add_parser("topics", help="manage Kafka topics")
+    tsub = p.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    pc = tsub.add_parser("create", help="create every riverrun topic that is missing",
+                         description="Create events, labels, predictions, model-events, "
+                         "dead-letter and control topics ([topics] names, partitions, "
+                         "replication_factor).", epilog=EPILOG)
+    _add_config(pc)
+    pc.set_defaults(fn=_cmd_topics)
+
+    p = sub.add_parser("schemas", help="data contracts")
+    ssub = p.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    pe = ssub.add_parser("export", help="write the JSON Schema of every record",
+                         description="Write event, label, prediction and dead-letter JSON Schemas.")
+    pe.add_argument("dir", type=Path, help="output directory")
+    pe.set_defaults(fn=_cmd_schemas)
+
+    p = sub.add_parser("generate", help="write a sample drifting stream as JSON Lines",
+                       description="Write OUT/events.jsonl and OUT/labels.jsonl (Agrawal, sudden "
+                       "drift halfway, one event per second), input for `replay` and `produce`.")
+    p.add_argument("--out", type=Path, default=Path("riverrun-stream"))
+    p.add_argument("-n", type=int, default=10_000, help="events (default 10000)")
+    p.add_argument("--label-delay", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(fn=_cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except RiverrunError as exc:
+        print(f"riverrun {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

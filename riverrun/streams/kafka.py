@@ -1,0 +1,130 @@
+"""Kafka plumbing outside the dataflow: broker checks, topic creation, publishing streams."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+
+from bytewax.connectors.kafka import KafkaSource
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from riverrun.errors import ConfigError, ServiceUnavailable
+from riverrun.schemas import Event, Label
+from riverrun.streams.io import VerifiedProducer
+from riverrun.streams.settings import Settings
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka.client_config())
+
+
+def check_broker(settings: Settings, timeout: float = 10.0) -> set[str]:
+    """The broker's topic names; ``ServiceUnavailable`` (with what to do) when it does not answer."""
+    servers = settings.kafka.bootstrap_servers
+    try:
+        metadata = admin(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise ServiceUnavailable(
+            f"Kafka at {servers} did not answer within {timeout:.0f}s ({exc.args[0]}). "
+            "Start one with `bash infra/services.sh start`, or point riverrun at yours with "
+            "KAFKA_BOOTSTRAP_SERVERS / [kafka] bootstrap_servers."
+        ) from exc
+    return set(metadata.topics)
+
+
+def require_topics(settings: Settings, names: Iterable[str]) -> None:
+    """Fail fast, before the flow starts, if a topic it needs is missing."""
+    missing = sorted(set(names) - check_broker(settings))
+    if missing:
+        raise ConfigError(
+            f"missing Kafka topics {missing} on {settings.kafka.bootstrap_servers}: "
+            "create them with `riverrun topics create` (same config), or fix [topics]."
+        )
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
+    """Create every riverrun topic that does not exist yet; return {topic: 'created'|'exists'}."""
+    existing = check_broker(settings)
+    t = settings.topics
+    wanted = [name for name in t.all() if name not in existing]
+    status = {name: "exists" for name in t.all() if name in existing}
+    if wanted:
+        futures = admin(settings).create_topics(
+            [NewTopic(name, t.partitions, t.replication_factor) for name in wanted],
+            operation_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+                status[name] = "created"
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" in str(exc):
+                    status[name] = "exists"
+                else:
+                    raise ConfigError(f"could not create topic {name!r}: {exc}") from exc
+    # Metadata propagates asynchronously; wait until the broker lists them all.
+    deadline = time.monotonic() + timeout
+    while set(t.all()) - check_broker(settings) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return status
+
+
+def kafka_source(settings: Settings, topic: str, tail: bool = True) -> KafkaSource:
+    """Bytewax's Kafka source: offsets live in the recovery snapshots, read from the beginning
+    when there is none. Low fetch wait keeps event-to-prediction latency in milliseconds."""
+    conf = settings.kafka.client_config()
+    brokers = conf.pop("bootstrap.servers").split(",")
+    conf.setdefault("fetch.wait.max.ms", "10")
+    return KafkaSource(brokers, [topic], tail=tail, add_config=conf,
+                       batch_size=settings.flow.batch_size, raise_on_errors=False)
+
+
+def publish_stream(
+    settings: Settings,
+    events: list[Event | bytes],
+    labels: list[Label | bytes],
+    rate: float = 0.0,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Publish events and labels in event-time order (a label at t before an event at t), at
+    ``rate`` events per second of wall clock (0: as fast as possible). Raw ``bytes`` entries are
+    published as they are (bad input for tests) at their position. Every message is confirmed."""
+    producer = VerifiedProducer(settings.kafka.client_config())
+    t = settings.topics
+
+    def when(record, fallback: float) -> float:
+        return record.ts.timestamp() if isinstance(record, Event | Label) else fallback
+
+    start = time.monotonic()
+    n_events = j = 0
+    last_event_ts = float("-inf")
+    for record in events:
+        ts = when(record, last_event_ts)
+        while j < len(labels) and when(labels[j], ts) <= ts:
+            _publish(producer, t.labels, labels[j])
+            j += 1
+        _publish(producer, t.events, record)
+        last_event_ts = ts
+        n_events += 1
+        if rate > 0:
+            lag = start + n_events / rate - time.monotonic()
+            if lag > 0:
+                time.sleep(lag)
+        if on_progress is not None and n_events % 1000 == 0:
+            on_progress(1000)
+    for label in labels[j:]:
+        _publish(producer, t.labels, label)
+    producer.flush()
+    return n_events, len(labels)
+
+
+def _publish(producer: VerifiedProducer, topic: str, record: Event | Label | bytes) -> None:
+    if isinstance(record, bytes):
+        producer.produce(topic, record, b"bad")
+        return
+    key = record.entity if isinstance(record, Event) else record.event_id
+    producer.produce(topic, record.model_dump_json().encode(), key.encode())
+
+

@@ -1,0 +1,83 @@
+"""``riverrun run``: the dataflow on Kafka, with recovery."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from bytewax.dataflow import Dataflow
+
+from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
+from riverrun.streams.io import KafkaRecordSink
+from riverrun.streams.kafka import kafka_source, require_topics
+from riverrun.streams.modelstep import StepConfig
+from riverrun.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def flow_spec(settings: Settings, finite: bool = False) -> FlowSpec:
+    f = settings.flow
+    return FlowSpec(
+        steps=tuple(
+            StepConfig(
+                model=m.name,
+                recipe=m.recipe,
+                label_ttl_seconds=f.label_ttl_seconds,
+                max_wait_seconds=None if finite else f.max_wait_ms / 1000.0,
+                metrics_window=f.metrics_window,
+                report_every=f.report_every,
+            )
+            for m in f.models
+        ),
+        features=f.features,
+        feature_window_seconds=f.feature_window_seconds,
+        max_payload_bytes=f.max_payload_bytes,
+        finite=finite,
+    )
+
+
+def build_live_flow(settings: Settings) -> Dataflow:
+    """Kafka events + labels in, predictions and dead letters out."""
+    conf = settings.kafka.client_config()
+    t = settings.topics
+    sinks = FlowSinks(
+        predictions=KafkaRecordSink(conf, t.predictions),
+        dead_letters=KafkaRecordSink(conf, t.dead_letter),
+    )
+    return build_dataflow(
+        flow_spec(settings),
+        kafka_source(settings, t.events),
+        kafka_source(settings, t.labels),
+        sinks,
+        kafka=True,
+    )
+
+
+def run_live(
+    settings: Settings,
+    workers: int | None = None,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> None:
+    """Check the broker and topics (fail fast), then run until stopped."""
+    t = settings.topics
+    require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter])
+    r = settings.recovery
+    log.info(
+        "riverrun run: brokers=%s models=%s features=%s recovery=%s",
+        settings.kafka.bootstrap_servers,
+        [m.name for m in settings.flow.models],
+        settings.flow.features,
+        r.directory if r.enabled else "off",
+    )
+    run_cluster(
+        build_live_flow(settings),
+        workers=workers or settings.workers,
+        process_id=process_id,
+        addresses=addresses,
+        recovery_dir=r.directory if r.enabled else None,
+        recovery_partitions=r.partitions,
+        snapshot_interval=timedelta(seconds=r.snapshot_interval_seconds),
+        backup_interval=timedelta(seconds=r.backup_interval_seconds),
+    )
