@@ -72,7 +72,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_produce(args) -> int:
-    from riverrun.streams.io import read_jsonl
+    from riverrun.streams.connectors import read_jsonl
     from riverrun.streams.kafka import publish_stream
     from riverrun.streams.settings import load_settings
     from riverrun.streams.synth import drifting_agrawal, to_records

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from riverrun.schemas import DeadLetter
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
-from riverrun.streams.io import CallbackSink, MemorySource
+from riverrun.streams.connectors import CallbackSink, MemorySource
 from riverrun.streams.items import MetricsPoint
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.report import plot_metrics, write_report

@@ -6,10 +6,13 @@ pure objects (``EntityFeatures``, ``ModelStep``) that replay and unit tests use 
 ::
 
     events ─▶ decode ─┬─▶ dead letters
-                      └─▶ features (keyed by entity) ─┐
-    labels ─▶ decode ─┬─▶ dead letters                 ├─▶ model (keyed by model) ─┬─▶ predictions
-                      └───────────────────────────────┘   order · join · learn     ├─▶ dead letters
-                                                                                   └─▶ metrics points
+                      └─┐                       ┌─▶ features (keyed by entity) ─┐
+    labels ─▶ decode ─┬─┴─▶ order (event time) ─┤                               ├─▶ model ─┬─▶ predictions
+                      └─▶ dead letters          └───────────────────────────────┘  (keyed  ├─▶ dead letters
+                                                                                   by model)└─▶ metrics
+
+The ``order`` step merges the two inputs into event-time order and numbers the items; the model
+step (join, predict, learn) restores that exact sequence whatever the steps in between did.
 
 Step ids are part of the recovery state: renaming one is a migration.
 """
@@ -34,6 +37,7 @@ from riverrun.schemas import DeadLetter, Event, Label, Origin, Prediction, decod
 from riverrun.streams.features import EntityFeatures, FeatureMode
 from riverrun.streams.items import FeaturedEvent, MetricsPoint, RawRecord, SourcedLabel
 from riverrun.streams.modelstep import ModelStep, StepConfig
+from riverrun.streams.ordering import EVENT, LABEL, Sequencer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class FlowSpec:
     feature_window_seconds: float = 300.0
     max_payload_bytes: int = 64 * 1024
     finite: bool = False  # replay/demo: at the end of the input, release and report everything
+    max_wait_seconds: float | None = None  # live: longest wait on an idle input (None: exact)
 
 
 @dataclass(frozen=True)
@@ -90,18 +95,50 @@ def make_decoder(max_bytes: int):
 
 
 def _features_step(window_seconds: float):
-    def step(state: EntityFeatures | None, item: tuple) -> tuple[EntityFeatures, FeaturedEvent]:
-        event, partition, offset = item
+    def step(state: EntityFeatures | None, numbered: tuple) -> tuple[EntityFeatures, tuple]:
+        seq, (event, partition, offset) = numbered
         if state is None:
             state = EntityFeatures(window_seconds)
-        return state, FeaturedEvent(event, state.transform(event), partition, offset)
+        return state, (seq, FeaturedEvent(event, state.transform(event), partition, offset))
 
     return step
 
 
-def _no_features(item: tuple) -> FeaturedEvent:
-    event, partition, offset = item
-    return FeaturedEvent(event, dict(event.features), partition, offset)
+def _no_features(numbered: tuple) -> tuple:
+    seq, (event, partition, offset) = numbered
+    return seq, FeaturedEvent(event, dict(event.features), partition, offset)
+
+
+def _sourced_label(numbered: tuple) -> tuple:
+    seq, (label, partition, offset) = numbered
+    return seq, SourcedLabel(label, partition, offset)
+
+
+class _OrderLogic(StatefulLogic):
+    """Bytewax shell around ``Sequencer`` (one key: the whole stream)."""
+
+    def __init__(self, sequencer: Sequencer, finite: bool):
+        self.sequencer = sequencer
+        self._finite = finite
+
+    def on_item(self, value):
+        record, partition, offset = value
+        kind = EVENT if isinstance(record, Event) else LABEL
+        out = self.sequencer.push(kind, record.ts.timestamp(), partition, offset, value, time.time())
+        return out, StatefulLogic.RETAIN
+
+    def on_notify(self):
+        return self.sequencer.on_timeout(time.time()), StatefulLogic.RETAIN
+
+    def on_eof(self):
+        return (self.sequencer.flush() if self._finite else []), StatefulLogic.RETAIN
+
+    def notify_at(self):
+        deadline = self.sequencer.deadline()
+        return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.sequencer, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # -- the model operator ------------------------------------------------------------------------
@@ -117,22 +154,15 @@ class _ModelLogic(StatefulLogic):
         self.step = step
 
     def on_item(self, value):
-        model, item = value
+        model, (seq, item) = value
         if self.step is None:
             self.step = ModelStep(self._configs[model])
-        return self.step.on_item(item, time.time()), StatefulLogic.RETAIN
-
-    def on_notify(self):
-        return self.step.on_timeout(time.time()), StatefulLogic.RETAIN
+        return self.step.on_item(seq, item), StatefulLogic.RETAIN
 
     def on_eof(self):
         if self._finite and self.step is not None:
             return self.step.on_end(), StatefulLogic.RETAIN
         return [], StatefulLogic.RETAIN
-
-    def notify_at(self):
-        deadline = self.step.deadline() if self.step is not None else None
-        return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
@@ -162,17 +192,28 @@ def build_dataflow(
     bad_events, good_events = decoded("events", events)
     bad_labels, good_labels = decoded("labels", labels)
 
+    merged = op.merge("events_and_labels", good_events, good_labels)
+    one_key = op.key_on("order_key", merged, lambda _: "all")
+
+    def order_builder(resume: bytes | None) -> _OrderLogic:
+        if resume is None:
+            return _OrderLogic(Sequencer(spec.max_wait_seconds), spec.finite)
+        sequencer = pickle.loads(resume)
+        sequencer.orderer.resumed(time.time())
+        return _OrderLogic(sequencer, spec.finite)
+
+    ordered = op.key_rm("order_unkey", op.stateful("order", one_key, order_builder))
+    split = op.branch("split_ordered", ordered, lambda n: isinstance(n[1][0], Event))
     if spec.features == "default":
-        by_entity = op.key_on("by_entity", good_events, lambda item: item[0].entity)
+        by_entity = op.key_on("by_entity", split.trues, lambda n: n[1][0].entity)
         featured = op.stateful_map(
             "features", by_entity, _features_step(spec.feature_window_seconds)
         )
         featured = op.key_rm("features_unkey", featured)
     else:
-        featured = op.map("features", good_events, _no_features)
-
-    sourced_labels = op.map("labels_sourced", good_labels, lambda t: SourcedLabel(*t))
-    both = op.merge("events_and_labels", featured, sourced_labels)
+        featured = op.map("features", split.trues, _no_features)
+    sourced_labels = op.map("labels_sourced", split.falses, _sourced_label)
+    both = op.merge("featured_and_labels", featured, sourced_labels)
     routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
 
     def builder(resume: bytes | None) -> _ModelLogic:

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
 from riverrun.schemas import Event, Label
-from riverrun.streams.io import VerifiedProducer
+from riverrun.streams.connectors import VerifiedProducer
 from riverrun.streams.settings import Settings
 
 
@@ -51,7 +51,8 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     wanted = [name for name in t.all() if name not in existing]
     status = {name: "exists" for name in t.all() if name in existing}
     if wanted:
-        futures = admin(settings).create_topics(
+        client = admin(settings)  # keep the handle alive until the futures resolve
+        futures = client.create_topics(
             [NewTopic(name, t.partitions, t.replication_factor) for name in wanted],
             operation_timeout=timeout,
         )

@@ -8,7 +8,7 @@ from datetime import timedelta
 from bytewax.dataflow import Dataflow
 
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
-from riverrun.streams.io import KafkaRecordSink
+from riverrun.streams.connectors import KafkaRecordSink
 from riverrun.streams.kafka import kafka_source, require_topics
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.settings import Settings
@@ -24,7 +24,6 @@ def flow_spec(settings: Settings, finite: bool = False) -> FlowSpec:
                 model=m.name,
                 recipe=m.recipe,
                 label_ttl_seconds=f.label_ttl_seconds,
-                max_wait_seconds=None if finite else f.max_wait_ms / 1000.0,
                 metrics_window=f.metrics_window,
                 report_every=f.report_every,
             )
@@ -34,6 +33,7 @@ def flow_spec(settings: Settings, finite: bool = False) -> FlowSpec:
         feature_window_seconds=f.feature_window_seconds,
         max_payload_bytes=f.max_payload_bytes,
         finite=finite,
+        max_wait_seconds=None if finite else f.max_wait_ms / 1000.0,
     )
 
 

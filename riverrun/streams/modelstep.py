@@ -1,21 +1,24 @@
-"""The model operator's logic, pure: order, join, predict, learn, score. No Bytewax here.
+"""The model operator's logic, pure: join, predict, learn, score. No Bytewax here.
 
-One ``ModelStep`` per model key. It receives featured events and labels in whatever order the
-engine delivers them, puts them in event-time order (``ordering``), serves a prediction for each
-event at once, joins each label with the features served at prediction time (``join``) and lets
-the ``OnlineLearner`` score the served prediction and learn. The same object runs in the live
-flow, in replay and in unit tests.
+One ``ModelStep`` per model key. Upstream, the sequencer put events and labels in event-time
+order and numbered them 0, 1, 2, ... (``ordering``); steps in between (features, keyed by entity)
+may deliver them permuted, so the step first restores the sequence by number, then serves a
+prediction for each event at once, joins each label with the features served at prediction time
+(``join``), and lets the ``OnlineLearner`` score the served prediction and learn. The same object
+runs in the live flow, in replay and in unit tests.
 
 >>> from datetime import datetime, timezone
 >>> from riverrun.schemas import Event, Label
 >>> step = ModelStep(StepConfig(model="m", recipe="lr"))
 >>> t = datetime(2024, 1, 1, tzinfo=timezone.utc)
 >>> ev = Event(event_id="e1", entity="u", ts=t, features={"x": 1.0})
->>> step.on_item(FeaturedEvent(ev, {"x": 1.0}, 0, 0))   # waits for the labels' watermark
+>>> lb = Label(event_id="e1", label=True, ts=t)
+>>> step.on_item(1, SourcedLabel(lb, 0, 0))   # number 1 waits for number 0
 []
->>> out = step.on_end()
->>> [type(o).__name__ for o in out]
-['Prediction', 'MetricsPoint']
+>>> [type(o).__name__ for o in step.on_item(0, FeaturedEvent(ev, {"x": 1.0}, 0, 0))]
+['Prediction']
+>>> step.learner.n_learned
+1
 """
 
 from __future__ import annotations
@@ -27,17 +30,15 @@ from riverrun.learners import OnlineLearner
 from riverrun.schemas import DeadLetter, Origin, Prediction, dead_letter
 from riverrun.streams.items import FeaturedEvent, MetricsPoint, SourcedLabel
 from riverrun.streams.join import LabelJoin
-from riverrun.streams.ordering import EVENT, LABEL, EventTimeOrderer, Sequenced
 
 
 @dataclass(frozen=True)
 class StepConfig:
-    """How one model runs: recipe, label TTL, ordering wait bound, metric windows."""
+    """How one model runs: recipe, label TTL, metric windows."""
 
     model: str
     recipe: str
     label_ttl_seconds: float = 86_400.0
-    max_wait_seconds: float | None = None  # None: exact order (replay); live flows bound the wait
     metrics_window: int = 1000
     report_every: int = 1000  # emit a MetricsPoint every N learned labels
     served_at_event_time: bool = False  # replay: stamp served_at with event time (reproducible)
@@ -56,48 +57,54 @@ class ModelStep:
     def __init__(self, config: StepConfig):
         self.config = config
         self.learner = OnlineLearner(config.model, config.recipe, config.metrics_window)
-        self.orderer = EventTimeOrderer(config.max_wait_seconds)
         self.join = LabelJoin(config.label_ttl_seconds)
         self.n_duplicate_events = 0
         self.last_ts: datetime | None = None
         self._since_report = 0
+        self._next_seq = 0
+        self._waiting: dict[int, FeaturedEvent | SourcedLabel] = {}
 
     # -- input ---------------------------------------------------------------------------------
 
-    def on_item(self, item: FeaturedEvent | SourcedLabel, now: float | None = None) -> list:
-        """Take one event or label; return what it releases (predictions, dead letters, points)."""
-        if isinstance(item, FeaturedEvent):
-            seq = Sequenced(item.event.ts.timestamp(), EVENT, item.partition, item.offset, item)
-        else:
-            seq = Sequenced(item.label.ts.timestamp(), LABEL, item.partition, item.offset, item)
-        return self._process(self.orderer.push(seq, now))
-
-    def on_timeout(self, now: float) -> list:
-        """Wall-clock wait bound passed: release what is buffered."""
-        return self._process(self.orderer.on_timeout(now))
-
-    def deadline(self) -> float | None:
-        """Wall-clock time (epoch seconds) at which ``on_timeout`` should run, if any."""
-        return self.orderer.deadline()
+    def on_item(self, seq: int, item: FeaturedEvent | SourcedLabel) -> list:
+        """Take item number ``seq`` of the ordered stream; process every item now in sequence.
+        Returns the outputs: predictions, dead letters, metrics points."""
+        out: list = []
+        if seq != self._next_seq:
+            self._waiting[seq] = item
+            return out
+        self._process(item, out)
+        self._next_seq += 1
+        waiting = self._waiting
+        while waiting and self._next_seq in waiting:
+            self._process(waiting.pop(self._next_seq), out)
+            self._next_seq += 1
+        return out
 
     def on_end(self) -> list:
-        """End of a finite stream: release everything in order, then a final metrics point."""
-        out = self._process(self.orderer.flush())
+        """End of a finite stream: a final metrics point."""
+        out: list = []
+        if self._waiting:  # cannot happen when every number was delivered; never drop data
+            for seq in sorted(self._waiting):
+                self._process(self._waiting.pop(seq), out)
         out.append(self.metrics_point(final=True))
         return out
 
     # -- processing in event-time order --------------------------------------------------------
 
-    def _process(self, released: list[Sequenced]) -> list:
-        out: list = []
-        for seq in released:
-            for event_id in self.join.expire(seq.ts):
-                self.learner.forget(event_id)
-            if seq.kind == EVENT:
-                self._on_event(seq.payload, seq.ts, out)
-            else:
-                self._on_label(seq.payload, seq.ts, out)
-        return out
+    def _process(self, item: FeaturedEvent | SourcedLabel, out: list) -> None:
+        if isinstance(item, FeaturedEvent):
+            ts = item.event.ts.timestamp()
+            self._expire(ts)
+            self._on_event(item, ts, out)
+        else:
+            ts = item.label.ts.timestamp()
+            self._expire(ts)
+            self._on_label(item, ts, out)
+
+    def _expire(self, ts: float) -> None:
+        for event_id in self.join.expire(ts):
+            self.learner.forget(event_id)
 
     def _on_event(self, item: FeaturedEvent, ts: float, out: list) -> None:
         event = item.event
@@ -161,8 +168,7 @@ class ModelStep:
             "expired_labels": j.n_expired_labels,
             "pending_events": j.n_pending_events,
             "pending_labels": j.n_pending_labels,
-            "buffered": len(self.orderer),
-            "late": self.orderer.late,
+            "out_of_sequence": len(self._waiting),
             "duplicate_events": self.n_duplicate_events,
             "unserved_labels": self.learner.n_unserved,
         }

@@ -15,7 +15,7 @@ from pathlib import Path
 from riverrun.schemas import DeadLetter
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.features import FeatureMode
-from riverrun.streams.io import CallbackSink, JsonLinesSink, JsonLinesSource, to_json
+from riverrun.streams.connectors import CallbackSink, JsonLinesSink, JsonLinesSource, to_json
 from riverrun.streams.items import MetricsPoint
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.report import plot_metrics, write_report
