@@ -41,14 +41,14 @@ case "$cmd" in
     source "$INFRA_DIR/redis/env.sh"
     rc=0
     kb="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_LOCAL_BOOTSTRAP}"; kb1="${kb%%,*}"
-    if pid_alive "$KAFKA_PID_FILE" "$KAFKA_CONFIG"; then kpid="pid $(cat "$KAFKA_PID_FILE")"; else kpid="not started by us"; fi
+    if pid_alive "$KAFKA_PID_FILE" "$KAFKA_CONFIG"; then kpid="pid $(cat "$KAFKA_PID_FILE")"; else kpid="no live pid file: not started by these scripts"; fi
     if port_open "${kb1%:*}" "${kb1##*:}"; then
       echo "kafka: UP   $kb ($kpid; Kafka $KAFKA_VERSION, data $KAFKA_DATA_DIR)"
     else
       echo "kafka: DOWN $kb ($kpid)"; rc=1
     fi
     ru="${REDIS_URL:-$REDIS_LOCAL_URL}"
-    if pid_alive "$REDIS_PID_FILE" redis-server; then rpid="pid $(cat "$REDIS_PID_FILE")"; else rpid="not started by us"; fi
+    if pid_alive "$REDIS_PID_FILE" redis-server; then rpid="pid $(cat "$REDIS_PID_FILE")"; else rpid="no live pid file: not started by these scripts"; fi
     if command -v redis-cli >/dev/null && [[ "$(timeout 5 redis-cli -u "$ru" ping 2>/dev/null)" == PONG ]]; then
       echo "redis: UP   $ru ($rpid)"
     else
