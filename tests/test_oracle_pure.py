@@ -41,7 +41,7 @@ def run_step(events, labels, recipe, interleave_seed):
         for seq, item in window:
             out += step.on_item(seq, item)
     out += step.on_end()
-    preds = [o for o in out if type(o).__name__ == "Prediction"]
+    preds = [o for o in out if type(o).__name__ == "ServedPrediction"]
     return preds, out[-1]
 
 

@@ -27,6 +27,15 @@ from riverrun.learners.recipes import build_model
 from riverrun.learners.scoring import Scoreboard
 
 
+def label_kind(y: Any) -> str:
+    """``bool``, ``number`` or ``str``: labels of one model must keep one kind."""
+    if isinstance(y, bool):
+        return "bool"
+    if isinstance(y, int | float):
+        return "number"
+    return type(y).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class Served:
     """A prediction as served: the class (or value) and, for classifiers, the probabilities."""
@@ -54,6 +63,7 @@ class OnlineLearner:
         self.n_predicted = 0
         self.n_learned = 0
         self.n_unserved = 0  # labels whose prediction had not been served
+        self.label_kind: str | None = None  # set by the first label
 
     def _predict(self, x: dict) -> Served:
         if self.is_classifier:
@@ -72,8 +82,15 @@ class OnlineLearner:
     def learn(self, event_id: str, x: dict, y: Any) -> None:
         """Score the prediction served for ``event_id`` against ``y``, then learn from ``(x, y)``.
 
-        A label whose prediction was never served is predicted first, then learned.
+        A label whose prediction was never served is predicted first, then learned. A label of
+        another kind than the first one (``True`` then ``"yes"``) raises ``TypeError`` before the
+        model is touched.
         """
+        kind = label_kind(y)
+        if self.label_kind is None:
+            self.label_kind = kind
+        elif kind != self.label_kind:
+            raise TypeError(f"label {y!r} is a {kind}, but this model learns {self.label_kind} labels")
         served = self._served.pop(event_id, None)
         if served is None:
             self.n_unserved += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 from river import metrics, utils
 
 from riverrun.learners.auc import ROCAUC
+from riverrun.learners.rolling import RollingAccuracy, RollingLogLoss
 
 
 class Scoreboard:
@@ -43,8 +44,8 @@ class Scoreboard:
                 "accuracy": metrics.Accuracy(),
                 "log_loss": metrics.LogLoss(),
                 "roc_auc": ROCAUC(),
-                "accuracy_rolling": utils.Rolling(metrics.Accuracy, window_size=w),
-                "log_loss_rolling": utils.Rolling(metrics.LogLoss, window_size=w),
+                "accuracy_rolling": RollingAccuracy(w),
+                "log_loss_rolling": RollingLogLoss(w),
                 "roc_auc_rolling": ROCAUC(window_size=w),
             }
             self._proba_metrics = frozenset(
@@ -54,7 +55,7 @@ class Scoreboard:
             self._metrics = {
                 "accuracy": metrics.Accuracy(),
                 "cross_entropy": metrics.CrossEntropy(),
-                "accuracy_rolling": utils.Rolling(metrics.Accuracy, window_size=w),
+                "accuracy_rolling": RollingAccuracy(w),
                 "cross_entropy_rolling": utils.Rolling(metrics.CrossEntropy, window_size=w),
             }
             self._proba_metrics = frozenset({"cross_entropy", "cross_entropy_rolling"})

@@ -33,9 +33,15 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
-from riverrun.schemas import DeadLetter, Event, Label, Origin, Prediction, decode_event, decode_label
+from riverrun.schemas import DeadLetter, Event, Label, Origin, decode_event, decode_label
 from riverrun.streams.features import EntityFeatures, FeatureMode
-from riverrun.streams.items import FeaturedEvent, MetricsPoint, RawRecord, SourcedLabel
+from riverrun.streams.items import (
+    FeaturedEvent,
+    MetricsPoint,
+    RawRecord,
+    ServedPrediction,
+    SourcedLabel,
+)
 from riverrun.streams.modelstep import ModelStep, StepConfig
 from riverrun.streams.ordering import EVENT, LABEL, Sequencer
 
@@ -104,9 +110,11 @@ def _features_step(window_seconds: float):
     return step
 
 
-def _no_features(numbered: tuple) -> tuple:
-    seq, (event, partition, offset) = numbered
-    return seq, FeaturedEvent(event, dict(event.features), partition, offset)
+def _no_features_or_label(numbered: tuple) -> tuple:
+    seq, (record, partition, offset) = numbered
+    if isinstance(record, Event):
+        return seq, FeaturedEvent(record, dict(record.features), partition, offset)
+    return seq, SourcedLabel(record, partition, offset)
 
 
 def _sourced_label(numbered: tuple) -> tuple:
@@ -181,19 +189,16 @@ def build_dataflow(
     decode = make_decoder(spec.max_payload_bytes)
     flow = Dataflow(flow_id)
 
-    def decoded(name: str, source: Source):
-        raw = op.input(f"{name}_in", flow, source)
-        if kafka:
-            raw = op.filter_map(f"{name}_from_kafka", raw, from_kafka(name[:-1]))
-        out = op.map(f"decode_{name}", raw, decode)
-        split = op.branch(f"split_{name}", out, lambda r: isinstance(r, DeadLetter))
-        return split.trues, split.falses
+    raw_events = op.input("events_in", flow, events)
+    raw_labels = op.input("labels_in", flow, labels)
+    if kafka:
+        raw_events = op.filter_map("events_from_kafka", raw_events, from_kafka("event"))
+        raw_labels = op.filter_map("labels_from_kafka", raw_labels, from_kafka("label"))
+    decoded = op.map("decode", op.merge("raw", raw_events, raw_labels), decode)
+    valid = op.branch("is_invalid", decoded, lambda r: isinstance(r, DeadLetter))
+    bad_records, good = valid.trues, valid.falses
 
-    bad_events, good_events = decoded("events", events)
-    bad_labels, good_labels = decoded("labels", labels)
-
-    merged = op.merge("events_and_labels", good_events, good_labels)
-    one_key = op.key_on("order_key", merged, lambda _: "all")
+    one_key = op.key_on("order_key", good, lambda _: "all")
 
     def order_builder(resume: bytes | None) -> _OrderLogic:
         if resume is None:
@@ -203,28 +208,32 @@ def build_dataflow(
         return _OrderLogic(sequencer, spec.finite)
 
     ordered = op.key_rm("order_unkey", op.stateful("order", one_key, order_builder))
-    split = op.branch("split_ordered", ordered, lambda n: isinstance(n[1][0], Event))
     if spec.features == "default":
+        split = op.branch("split_ordered", ordered, lambda n: isinstance(n[1][0], Event))
         by_entity = op.key_on("by_entity", split.trues, lambda n: n[1][0].entity)
         featured = op.stateful_map(
             "features", by_entity, _features_step(spec.feature_window_seconds)
         )
         featured = op.key_rm("features_unkey", featured)
+        sourced_labels = op.map("labels_sourced", split.falses, _sourced_label)
+        both = op.merge("featured_and_labels", featured, sourced_labels)
     else:
-        featured = op.map("features", split.trues, _no_features)
-    sourced_labels = op.map("labels_sourced", split.falses, _sourced_label)
-    both = op.merge("featured_and_labels", featured, sourced_labels)
-    routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
+        both = op.map("features", ordered, _no_features_or_label)
+    if len(models) == 1:
+        (only,) = models
+        routed = op.map("route_to_models", both, lambda item: (only, (only, item)))
+    else:
+        routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
 
     def builder(resume: bytes | None) -> _ModelLogic:
         step = pickle.loads(resume) if resume is not None else None
         return _ModelLogic(configs, spec.finite, step)
 
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
-    is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, Prediction))
+    is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, ServedPrediction))
     op.output("predictions_out", is_prediction.trues, sinks.predictions)
     rest = op.branch("is_dead_letter", is_prediction.falses, lambda o: isinstance(o, DeadLetter))
-    dead = op.merge("dead_letters", bad_events, bad_labels, rest.trues)
+    dead = op.merge("dead_letters", bad_records, rest.trues)
     op.output("dead_letters_out", dead, sinks.dead_letters)
     points = op.filter("metrics_points", rest.falses, lambda o: isinstance(o, MetricsPoint))
     if sinks.metrics is not None:

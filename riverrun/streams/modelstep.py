@@ -16,7 +16,7 @@ runs in the live flow, in replay and in unit tests.
 >>> step.on_item(1, SourcedLabel(lb, 0, 0))   # number 1 waits for number 0
 []
 >>> [type(o).__name__ for o in step.on_item(0, FeaturedEvent(ev, {"x": 1.0}, 0, 0))]
-['Prediction']
+['ServedPrediction']
 >>> step.learner.n_learned
 1
 """
@@ -26,9 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 from riverrun.learners import OnlineLearner
-from riverrun.schemas import DeadLetter, Origin, Prediction, dead_letter
-from riverrun.streams.items import FeaturedEvent, MetricsPoint, SourcedLabel
+from riverrun.schemas import DeadLetter, Origin, dead_letter
+from riverrun.streams.items import FeaturedEvent, MetricsPoint, ServedPrediction, SourcedLabel
 from riverrun.streams.join import LabelJoin
 
 
@@ -59,6 +61,7 @@ class ModelStep:
         self.learner = OnlineLearner(config.model, config.recipe, config.metrics_window)
         self.join = LabelJoin(config.label_ttl_seconds)
         self.n_duplicate_events = 0
+        self.n_model_errors = 0
         self.last_ts: datetime | None = None
         self._since_report = 0
         self._next_seq = 0
@@ -113,18 +116,23 @@ class ModelStep:
             self.n_duplicate_events += 1
             out.append(self._duplicate(item))
             return
-        served = self.learner.predict(event.event_id, item.x)
+        try:
+            served = self.learner.predict(event.event_id, item.x)
+        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the flow
+            self.n_model_errors += 1
+            out.append(self._rejected(item, "event", "model_error", exc))
+            return
         proba = served.proba
         out.append(
-            Prediction.model_construct(
-                event_id=event.event_id,
-                entity=event.entity,
-                model=self.config.model,
-                model_version=self.learner.version,
-                y_pred=served.y_pred,
-                proba=None if proba is None else {class_key(k): p for k, p in proba.items()},
-                ts=event.ts,
-                served_at=event.ts if self.config.served_at_event_time else datetime.now(UTC),
+            ServedPrediction(
+                event.event_id,
+                event.entity,
+                self.config.model,
+                self.learner.version,
+                served.y_pred,
+                None if proba is None else {class_key(k): p for k, p in proba.items()},
+                event.ts,
+                event.ts if self.config.served_at_event_time else datetime.now(UTC),
             )
         )
         early = self.join.take_early_label(event.event_id)
@@ -141,7 +149,14 @@ class ModelStep:
             self._learn(label.event_id, x, label.label, out)
 
     def _learn(self, event_id: str, x: dict, y, out: list) -> None:
-        self.learner.learn(event_id, x, y)
+        try:
+            self.learner.learn(event_id, x, y)
+        except Exception as exc:  # noqa: BLE001 - e.g. a label of the wrong type for the model
+            self.n_model_errors += 1
+            self.learner.forget(event_id)
+            label = {"event_id": event_id, "label": y}
+            out.append(self._rejected(label, "label", "model_error", exc))
+            return
         self._since_report += 1
         if self._since_report >= self.config.report_every:
             self._since_report = 0
@@ -157,6 +172,17 @@ class ModelStep:
             f"event_id {item.event.event_id!r} is already waiting for its label; not served twice",
         )
 
+    def _rejected(self, record, kind: str, reason: str, exc: Exception) -> DeadLetter:
+        """The model refused a valid record (e.g. a string feature for a linear model)."""
+        if isinstance(record, FeaturedEvent):
+            payload = record.event.model_dump_json().encode()
+            origin = Origin(partition=record.partition, offset=record.offset)
+        else:
+            payload = orjson.dumps(record, default=str)
+            origin = Origin()
+        message = f"model {self.config.model!r} ({self.config.recipe}) failed: {type(exc).__name__}: {exc}"
+        return dead_letter(kind, payload, origin, reason, message)
+
     # -- observability -------------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
@@ -171,6 +197,7 @@ class ModelStep:
             "out_of_sequence": len(self._waiting),
             "duplicate_events": self.n_duplicate_events,
             "unserved_labels": self.learner.n_unserved,
+            "model_errors": self.n_model_errors,
         }
 
     def metrics_point(self, final: bool = False) -> MetricsPoint:

@@ -32,22 +32,23 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 LABEL = 0  # labels sort before events at equal time
 EVENT = 1
 
 
-@dataclass(order=True, slots=True)
-class Sequenced:
-    """An item with its position in event-time order: (ts, kind, partition, offset)."""
+class Sequenced(NamedTuple):
+    """An item with its position in event-time order: (ts, kind, partition, offset).
+
+    A tuple, so the heap compares in C; ``offset`` is unique per (kind, partition), so the
+    payload is never compared."""
 
     ts: float
     kind: int
     partition: int
     offset: int
-    payload: Any = field(compare=False)
+    payload: Any
 
 
 class EventTimeOrderer:
