@@ -48,8 +48,7 @@ def plain_loop(data, recipe: str) -> float:
 def replay_rate(events_file: Path, labels_file: Path, n: int, recipe: str, features: str) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        replay(events_file, labels_file, out, models=[(recipe, recipe)], features=features,
-               plot=False)
+        replay(events_file, labels_file, out, models=[(recipe, recipe)], features=features, plot=False)
         return n / (time.perf_counter() - start)
 
 
@@ -77,16 +76,19 @@ def main() -> None:
         rows["replay default"].append(default)
         ratios["replay none"].append(none / plain)
         ratios["replay default"].append(default / plain)
-        print(f"round {r + 1}: plain {plain:,.0f}/s  replay none {none:,.0f}/s "
-              f"({none / plain:.2f}x)  replay default {default:,.0f}/s ({default / plain:.2f}x)")
+        print(
+            f"round {r + 1}: plain {plain:,.0f}/s  replay none {none:,.0f}/s "
+            f"({none / plain:.2f}x)  replay default {default:,.0f}/s ({default / plain:.2f}x)"
+        )
 
-    print(f"\nmodel {args.model}, {args.events:,} events (Hyperplane, 10 features, 1000 entities), "
-          f"{args.rounds} rounds, medians:")
+    print(
+        f"\nmodel {args.model}, {args.events:,} events (Hyperplane, 10 features, 1000 entities), "
+        f"{args.rounds} rounds, medians:"
+    )
     print(f"{'':<16}{'events/s':>12}{'ratio vs plain':>16}")
     print(f"{'plain River':<16}{statistics.median(rows['plain']):>12,.0f}{1.0:>16.2f}")
     for name in ("replay none", "replay default"):
-        print(f"{name:<16}{statistics.median(rows[name]):>12,.0f}"
-              f"{statistics.median(ratios[name]):>16.2f}")
+        print(f"{name:<16}{statistics.median(rows[name]):>12,.0f}{statistics.median(ratios[name]):>16.2f}")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ import pytest
 
 
 def kafka_bootstrap() -> str | None:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get(
-        "RIVERRUN_KAFKA__BOOTSTRAP_SERVERS"
-    )
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("RIVERRUN_KAFKA__BOOTSTRAP_SERVERS")
 
 
 @pytest.fixture(scope="session")

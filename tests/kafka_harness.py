@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def fresh_settings(servers: str, tmp: Path, **flow) -> tuple[Settings, Path]:
     """Settings with topics unique to this test, written to a TOML file for `riverrun run`."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    names = {k: f"{prefix}-{k.replace('_', '-')}" for k in
-             ("events", "labels", "predictions", "model_events", "dead_letter", "control")}
+    names = {
+        k: f"{prefix}-{k.replace('_', '-')}"
+        for k in ("events", "labels", "predictions", "model_events", "dead_letter", "control")
+    }
     lines = ["[kafka]", f'bootstrap_servers = "{servers}"', "[topics]"]
     lines += [f'{k} = "{v}"' for k, v in names.items()]
     lines += ["[flow]"] + [f"{k} = {json.dumps(v)}" for k, v in flow.items()]
@@ -48,9 +50,20 @@ class Flow:
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # the config file says where
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "riverrun.streams.cli", "--log-level", "INFO", "run",
-                 "-c", str(self.config)],
-                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "riverrun.streams.cli",
+                    "--log-level",
+                    "INFO",
+                    "run",
+                    "-c",
+                    str(self.config),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
             )
         return self
 
@@ -70,15 +83,20 @@ class TopicReader:
     """Reads a topic from the beginning (assign, no group commits), accumulating messages."""
 
     def __init__(self, servers: str, topic: str):
-        self.consumer = Consumer({
-            "bootstrap.servers": servers, "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        })
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": servers,
+                "group.id": f"test-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
         self.consumer.assign([TopicPartition(topic, 0, 0)])
         self.messages: list = []
 
-    def read_until(self, done: Callable[[list], bool], timeout: float,
-                   while_alive: Flow | None = None) -> list:
+    def read_until(
+        self, done: Callable[[list], bool], timeout: float, while_alive: Flow | None = None
+    ) -> list:
         deadline = time.monotonic() + timeout
         while not done(self.messages) and time.monotonic() < deadline:
             if while_alive is not None and not while_alive.alive():

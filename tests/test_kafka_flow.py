@@ -52,8 +52,16 @@ def test_predictions_for_every_event_and_bad_input_to_dead_letters(kafka_servers
         flow.kill()
     assert _unique_event_ids(predictions.messages) == {e.event_id for e in events}
     first = predictions.values()[0]
-    assert set(first) == {"event_id", "entity", "model", "model_version", "y_pred", "proba", "ts",
-                          "served_at"}
+    assert set(first) == {
+        "event_id",
+        "entity",
+        "model",
+        "model_version",
+        "y_pred",
+        "proba",
+        "ts",
+        "served_at",
+    }
     letters = dead.values()
     assert sorted(d["reason"] for d in letters) == sorted([*BAD_EVENTS.values(), *BAD_LABELS.values()])
     for d in letters:
@@ -68,13 +76,18 @@ def test_live_equals_replay(kafka_servers, tmp_path):
     events, labels = to_records(data, label_delay=timedelta(seconds=40), jitter=0.5, n_entities=50)
     events_file = write_jsonl(tmp_path / "events.jsonl", events)
     labels_file = write_jsonl(tmp_path / "labels.jsonl", labels)
-    replay(events_file, labels_file, tmp_path / "replay", models=[("lr", "lr")], features="default",
-           plot=False)
+    replay(
+        events_file,
+        labels_file,
+        tmp_path / "replay",
+        models=[("lr", "lr")],
+        features="default",
+        plot=False,
+    )
     expected = [json.loads(line) for line in (tmp_path / "replay" / "predictions.jsonl").open()]
 
     # An idle-input bound far above the test's length: this run's order must be exact.
-    settings, config = fresh_settings(kafka_servers, tmp_path, features="default",
-                                      max_wait_ms=600_000)
+    settings, config = fresh_settings(kafka_servers, tmp_path, features="default", max_wait_ms=600_000)
     publish_stream(settings, events, labels)
     flow = Flow(config, tmp_path / "flow.log").start()
     reader = TopicReader(kafka_servers, settings.topics.predictions)
@@ -88,15 +101,17 @@ def test_live_equals_replay(kafka_servers, tmp_path):
         assert got["y_pred"] == want["y_pred"]
         assert got["proba"] == pytest.approx(want["proba"], abs=1e-12)
         assert (got["model"], got["model_version"], got["ts"]) == (
-            want["model"], want["model_version"], want["ts"])
+            want["model"],
+            want["model_version"],
+            want["ts"],
+        )
 
 
 def test_kill_9_and_restart_loses_no_event(kafka_servers, tmp_path):
     n = 20_000
     events, labels = to_records(drifting_agrawal(n), label_delay=timedelta(seconds=30))
     # Exact event-time order (no idle-input timeout), so re-emitted outputs are reproducible.
-    settings, config = fresh_settings(kafka_servers, tmp_path, features="default",
-                                      max_wait_ms=600_000)
+    settings, config = fresh_settings(kafka_servers, tmp_path, features="default", max_wait_ms=600_000)
     publish_stream(settings, events, labels)
     flow = Flow(config, tmp_path / "flow.log").start()
     reader = TopicReader(kafka_servers, settings.topics.predictions)

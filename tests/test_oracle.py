@@ -63,8 +63,14 @@ def test_integer_delay_matches_arrival_index(tmp_path):
     metric = metrics.Accuracy() + metrics.LogLoss()
     evaluate.progressive_val_score(data, build_model("lr"), metric, delay=25)
     events, labels = to_records(data, label_delay=timedelta(seconds=25))
-    result = replay(write_jsonl(tmp_path / "e.jsonl", events), write_jsonl(tmp_path / "l.jsonl", labels),
-                    tmp_path / "out", models=[("lr", "lr")], features="none", plot=False)
+    result = replay(
+        write_jsonl(tmp_path / "e.jsonl", events),
+        write_jsonl(tmp_path / "l.jsonl", labels),
+        tmp_path / "out",
+        models=[("lr", "lr")],
+        features="none",
+        plot=False,
+    )
     final = result.final("lr")
     assert final.metrics["accuracy"] == pytest.approx(metric[0].get(), abs=1e-12)
     assert final.metrics["log_loss"] == pytest.approx(metric[1].get(), abs=1e-9)

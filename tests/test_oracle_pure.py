@@ -26,7 +26,9 @@ def run_step(events, labels, recipe, interleave_seed):
     while i < len(events) or j < len(labels):
         if j >= len(labels) or (i < len(events) and rng.random() < 0.5):
             e = events[i]
-            numbered += sequencer.push(EVENT, e.ts.timestamp(), 0, i, FeaturedEvent(e, dict(e.features), 0, i))
+            numbered += sequencer.push(
+                EVENT, e.ts.timestamp(), 0, i, FeaturedEvent(e, dict(e.features), 0, i)
+            )
             i += 1
         else:
             lb = labels[j]
@@ -50,8 +52,9 @@ def run_step(events, labels, recipe, interleave_seed):
 def test_step_matches_progressive_val_score(recipe, dataset):
     data = list(datasets.Phishing()) if dataset == "phishing" else drifting_agrawal(1500)
     delay_s = 50
-    events, labels = to_records(data, interval=timedelta(seconds=1), jitter=0.9,
-                                label_delay=timedelta(seconds=delay_s))
+    events, labels = to_records(
+        data, interval=timedelta(seconds=1), jitter=0.9, label_delay=timedelta(seconds=delay_s)
+    )
     ts = [e.ts for e in events]
     ref_probas, ref_metrics = river_reference(data, recipe, timedelta(seconds=delay_s), ts)
     for seed in (0, 1):

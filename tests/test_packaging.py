@@ -27,7 +27,8 @@ def test_compose_file_is_consistent():
     assert {"kafka", "redis", "topics", "riverrun", "producer"} <= set(services)
     env = services["riverrun"]["environment"]
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == services["kafka"]["environment"][
-        "KAFKA_ADVERTISED_LISTENERS"].removeprefix("PLAINTEXT://")
+        "KAFKA_ADVERTISED_LISTENERS"
+    ].removeprefix("PLAINTEXT://")
     for service in ("topics", "riverrun", "producer"):
         assert services[service]["build"] == "."
         command = services[service]["command"]
@@ -48,7 +49,13 @@ def test_served_prediction_json_is_a_valid_prediction():
     served = ServedPrediction("e1", "u1", "lr", 3, True, {"true": 0.7, "false": 0.3}, now, now)
     parsed = Prediction.model_validate_json(served.to_json())
     assert parsed.model_dump() == {
-        "event_id": "e1", "entity": "u1", "model": "lr", "model_version": 3, "y_pred": True,
-        "proba": {"true": 0.7, "false": 0.3}, "ts": now, "served_at": now,
+        "event_id": "e1",
+        "entity": "u1",
+        "model": "lr",
+        "model_version": 3,
+        "y_pred": True,
+        "proba": {"true": 0.7, "false": 0.3},
+        "ts": now,
+        "served_at": now,
     }
     assert set(json.loads(served.to_json())) == set(Prediction.model_fields)

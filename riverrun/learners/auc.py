@@ -34,9 +34,7 @@ class ROCAUC:
     def _reset(self) -> None:
         self._pos = [0] * self.n_bins
         self._neg = [0] * self.n_bins
-        self._window: deque[tuple[int, bool]] | None = (
-            deque() if self.window_size is not None else None
-        )
+        self._window: deque[tuple[int, bool]] | None = deque() if self.window_size is not None else None
         self._scale = self.n_bins / (2 * _LOGIT_LIMIT)
 
     def _bin(self, p: float) -> int:

@@ -4,10 +4,10 @@
 'Pipeline'
 >>> build_model("river.linear_model:LogisticRegression").__class__.__name__
 'LogisticRegression'
->>> build_model("nope")
+>>> build_model("nope")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-riverrun.errors.ConfigError: unknown model recipe 'nope': use one of arf, hat, lr, or 'module:callable' returning a River estimator
+riverrun.errors.ConfigError: unknown model recipe 'nope': use one of arf, hat, lr, or ...
 """
 
 from __future__ import annotations
@@ -52,7 +52,5 @@ def build_model(recipe: str) -> base.Estimator:
         raise ConfigError(f"cannot load model recipe {recipe!r}: {exc}") from exc
     model = factory()
     if not isinstance(model, base.Estimator):
-        raise ConfigError(
-            f"model recipe {recipe!r} returned {type(model).__name__}, not a River estimator"
-        )
+        raise ConfigError(f"model recipe {recipe!r} returned {type(model).__name__}, not a River estimator")
     return model

@@ -48,9 +48,7 @@ class Scoreboard:
                 "log_loss_rolling": RollingLogLoss(w),
                 "roc_auc_rolling": ROCAUC(window_size=w),
             }
-            self._proba_metrics = frozenset(
-                {"log_loss", "roc_auc", "log_loss_rolling", "roc_auc_rolling"}
-            )
+            self._proba_metrics = frozenset({"log_loss", "roc_auc", "log_loss_rolling", "roc_auc_rolling"})
         else:
             self._metrics = {
                 "accuracy": metrics.Accuracy(),

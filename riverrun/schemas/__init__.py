@@ -1,6 +1,12 @@
 """Data contracts: the records on riverrun's topics and how bytes become records."""
 
-from riverrun.schemas.decode import DEFAULT_MAX_BYTES, Origin, dead_letter, decode_event, decode_label
+from riverrun.schemas.decode import (
+    DEFAULT_MAX_BYTES,
+    Origin,
+    dead_letter,
+    decode_event,
+    decode_label,
+)
 from riverrun.schemas.export import export_json_schemas
 from riverrun.schemas.records import DeadLetter, Event, Label, Prediction
 

@@ -105,7 +105,7 @@ def _decode(model, kind: str, payload: bytes, origin: Origin, max_bytes: int):
     except ValidationError as exc:
         reason, msg = _explain(exc)
         return dead_letter(kind, payload, origin, reason, f"invalid {kind}: {msg}")
-    except Exception as exc:  # noqa: BLE001 - the flow must never crash on data
+    except Exception as exc:
         return dead_letter(kind, payload, origin, "undecodable", f"{type(exc).__name__}: {exc}")
 
 

@@ -26,13 +26,21 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 def _cmd_demo(args) -> int:
     from riverrun.streams.demo import run_demo
 
-    summary = run_demo(args.out, n_events=args.events, label_delay_seconds=args.label_delay,
-                       progress=not args.no_progress)
-    print(f"demo: {summary['predictions']} predictions, {summary['dead_letters']} dead letters "
-          f"in {summary['seconds']:.1f}s")
+    summary = run_demo(
+        args.out,
+        n_events=args.events,
+        label_delay_seconds=args.label_delay,
+        progress=not args.no_progress,
+    )
+    print(
+        f"demo: {summary['predictions']} predictions, {summary['dead_letters']} dead letters "
+        f"in {summary['seconds']:.1f}s"
+    )
     for model, m in summary["final"].items():
-        print(f"  {model:>4}: accuracy {m['accuracy']:.4f}  log loss {m['log_loss']:.4f}  "
-              f"ROC AUC {m['roc_auc']:.4f}")
+        print(
+            f"  {model:>4}: accuracy {m['accuracy']:.4f}  log loss {m['log_loss']:.4f}  "
+            f"ROC AUC {m['roc_auc']:.4f}"
+        )
     print(f"report: {summary['report']}\nplot:   {summary['plot']}")
     return 0
 
@@ -47,12 +55,21 @@ def _cmd_replay(args) -> int:
     for path in (args.events, args.labels):
         if not path.is_file():
             raise RiverrunError(f"{path} not found")
-    result = replay(args.events, args.labels, args.out, models=models, features=args.features,
-                    feature_window_seconds=args.feature_window, label_ttl_seconds=args.label_ttl,
-                    progress=not args.no_progress)
+    result = replay(
+        args.events,
+        args.labels,
+        args.out,
+        models=models,
+        features=args.features,
+        feature_window_seconds=args.feature_window,
+        label_ttl_seconds=args.label_ttl,
+        progress=not args.no_progress,
+    )
     n = result.n_predictions
-    print(f"replay: {n} predictions in {result.seconds:.1f}s "
-          f"({n / max(result.seconds, 1e-9):,.0f}/s), dead letters {dict(result.dead_letters)}")
+    print(
+        f"replay: {n} predictions in {result.seconds:.1f}s "
+        f"({n / max(result.seconds, 1e-9):,.0f}/s), dead letters {dict(result.dead_letters)}"
+    )
     for name, _ in models:
         final = result.final(name)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in final.metrics.items() if "rolling" not in k)
@@ -91,15 +108,21 @@ def _cmd_produce(args) -> int:
         start = datetime.now(UTC) if args.start is None else datetime.fromisoformat(args.start)
         data = drifting_agrawal(args.synthetic, seed=args.seed)
         interval = timedelta(seconds=1.0 / args.rate) if args.rate > 0 else timedelta(seconds=1)
-        events, labels = to_records(data, start=start, interval=interval,
-                                    label_delay=timedelta(seconds=args.label_delay), seed=args.seed)
+        events, labels = to_records(
+            data,
+            start=start,
+            interval=interval,
+            label_delay=timedelta(seconds=args.label_delay),
+            seed=args.seed,
+        )
     from tqdm import tqdm
 
     with tqdm(total=len(events), unit="event", desc="produce", disable=args.no_progress) as bar:
-        n_events, n_labels = publish_stream(settings, events, labels, rate=args.rate,
-                                            on_progress=bar.update)
-    print(f"produced {n_events} events to {settings.topics.events!r} and {n_labels} labels to "
-          f"{settings.topics.labels!r} on {settings.kafka.bootstrap_servers}")
+        n_events, n_labels = publish_stream(settings, events, labels, rate=args.rate, on_progress=bar.update)
+    print(
+        f"produced {n_events} events to {settings.topics.events!r} and {n_labels} labels to "
+        f"{settings.topics.labels!r} on {settings.kafka.bootstrap_servers}"
+    )
     return 0
 
 
@@ -125,8 +148,7 @@ def _cmd_generate(args) -> int:
     from riverrun.streams.synth import drifting_agrawal, to_records
 
     data = drifting_agrawal(args.n, seed=args.seed)
-    events, labels = to_records(data, label_delay=timedelta(seconds=args.label_delay),
-                                seed=args.seed)
+    events, labels = to_records(data, label_delay=timedelta(seconds=args.label_delay), seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, records in (("events.jsonl", events), ("labels.jsonl", labels)):
         (args.out / name).write_bytes(b"".join(r.model_dump_json().encode() + b"\n" for r in records))
@@ -144,55 +166,87 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the whole loop in one process on a drifting stream (no broker)",
-                       description="Run a drifting synthetic stream (Agrawal, sudden concept change "
-                       "halfway) with delayed labels and a few malformed records through the "
-                       "dataflow, models lr and hat side by side. Writes OUT/report.json and "
-                       "OUT/metrics.png. No Kafka needed.")
+    p = sub.add_parser(
+        "demo",
+        help="the whole loop in one process on a drifting stream (no broker)",
+        description="Run a drifting synthetic stream (Agrawal, sudden concept change "
+        "halfway) with delayed labels and a few malformed records through the "
+        "dataflow, models lr and hat side by side. Writes OUT/report.json and "
+        "OUT/metrics.png. No Kafka needed.",
+    )
     p.add_argument("--out", type=Path, default=Path("riverrun-demo"), help="output directory")
     p.add_argument("--events", type=int, default=20_000, help="stream length (default 20000)")
-    p.add_argument("--label-delay", type=float, default=120.0,
-                   help="seconds of event time between an event and its label (default 120)")
+    p.add_argument(
+        "--label-delay",
+        type=float,
+        default=120.0,
+        help="seconds of event time between an event and its label (default 120)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(fn=_cmd_demo)
 
-    p = sub.add_parser("replay", help="backtest models on recorded events and labels",
-                       description="Replay JSON Lines files of events and labels (the topic "
-                       "schemas) through the same dataflow as `run`, in event-time order (a label "
-                       "at time t before an event at t). Writes OUT/predictions.jsonl (one per "
-                       "event and model, in event order), dead-letter.jsonl, report.json and "
-                       "metrics.png. With --features none it equals River's "
-                       "evaluate.progressive_val_score(moment=event time, delay=...).")
+    p = sub.add_parser(
+        "replay",
+        help="backtest models on recorded events and labels",
+        description="Replay JSON Lines files of events and labels (the topic "
+        "schemas) through the same dataflow as `run`, in event-time order (a label "
+        "at time t before an event at t). Writes OUT/predictions.jsonl (one per "
+        "event and model, in event order), dead-letter.jsonl, report.json and "
+        "metrics.png. With --features none it equals River's "
+        "evaluate.progressive_val_score(moment=event time, delay=...).",
+    )
     p.add_argument("--events", type=Path, required=True, help="events JSON Lines file")
     p.add_argument("--labels", type=Path, required=True, help="labels JSON Lines file")
-    p.add_argument("--model", type=_model_arg, action="append",
-                   help="recipe (lr, hat, arf, module:callable) or NAME=RECIPE; repeat to compare")
-    p.add_argument("--features", choices=["none", "default"], default="default",
-                   help="none: raw features; default: + per-entity count, recency, rolling means")
-    p.add_argument("--feature-window", type=float, default=300.0,
-                   help="rolling-mean window, seconds of event time (default 300)")
-    p.add_argument("--label-ttl", type=float, default=86_400.0,
-                   help="seconds of event time an event waits for its label (default 86400)")
+    p.add_argument(
+        "--model",
+        type=_model_arg,
+        action="append",
+        help="recipe (lr, hat, arf, module:callable) or NAME=RECIPE; repeat to compare",
+    )
+    p.add_argument(
+        "--features",
+        choices=["none", "default"],
+        default="default",
+        help="none: raw features; default: + per-entity count, recency, rolling means",
+    )
+    p.add_argument(
+        "--feature-window",
+        type=float,
+        default=300.0,
+        help="rolling-mean window, seconds of event time (default 300)",
+    )
+    p.add_argument(
+        "--label-ttl",
+        type=float,
+        default=86_400.0,
+        help="seconds of event time an event waits for its label (default 86400)",
+    )
     p.add_argument("--out", type=Path, default=Path("riverrun-replay"), help="output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(fn=_cmd_replay)
 
-    p = sub.add_parser("run", help="run the dataflow on Kafka (recovery on by default)",
-                       description="Consume events and labels from Kafka, publish predictions and "
-                       "dead letters. State and offsets are snapshotted to [recovery] directory "
-                       "every snapshot_interval_seconds; after a crash, rerun the same command to "
-                       "resume (outputs since the last snapshot are re-published, identical).",
-                       epilog=EPILOG)
+    p = sub.add_parser(
+        "run",
+        help="run the dataflow on Kafka (recovery on by default)",
+        description="Consume events and labels from Kafka, publish predictions and "
+        "dead letters. State and offsets are snapshotted to [recovery] directory "
+        "every snapshot_interval_seconds; after a crash, rerun the same command to "
+        "resume (outputs since the last snapshot are re-published, identical).",
+        epilog=EPILOG,
+    )
     _add_config(p)
     p.add_argument("-w", "--workers", type=int, help="worker threads in this process")
     p.add_argument("-i", "--process-id", type=int, help="this process's index in --addresses")
     p.add_argument("-a", "--addresses", help="all processes, 'host:port;host:port' (cluster mode)")
     p.set_defaults(fn=_cmd_run)
 
-    p = sub.add_parser("produce", help="publish a synthetic or recorded stream to Kafka",
-                       description="Publish events and their labels (labels LABEL_DELAY seconds "
-                       "of event time later) in event-time order, every message acknowledged.",
-                       epilog=EPILOG)
+    p = sub.add_parser(
+        "produce",
+        help="publish a synthetic or recorded stream to Kafka",
+        description="Publish events and their labels (labels LABEL_DELAY seconds "
+        "of event time later) in event-time order, every message acknowledged.",
+        epilog=EPILOG,
+    )
     _add_config(p)
     p.add_argument("--events", type=Path, help="events JSON Lines (else a synthetic stream)")
     p.add_argument("--labels", type=Path, help="labels JSON Lines (with --events)")
@@ -206,23 +260,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topics", help="manage Kafka topics")
     tsub = p.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
-    pc = tsub.add_parser("create", help="create every riverrun topic that is missing",
-                         description="Create events, labels, predictions, model-events, "
-                         "dead-letter and control topics ([topics] names, partitions, "
-                         "replication_factor).", epilog=EPILOG)
+    pc = tsub.add_parser(
+        "create",
+        help="create every riverrun topic that is missing",
+        description="Create events, labels, predictions, model-events, "
+        "dead-letter and control topics ([topics] names, partitions, "
+        "replication_factor).",
+        epilog=EPILOG,
+    )
     _add_config(pc)
     pc.set_defaults(fn=_cmd_topics)
 
     p = sub.add_parser("schemas", help="data contracts")
     ssub = p.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
-    pe = ssub.add_parser("export", help="write the JSON Schema of every record",
-                         description="Write event, label, prediction and dead-letter JSON Schemas.")
+    pe = ssub.add_parser(
+        "export",
+        help="write the JSON Schema of every record",
+        description="Write event, label, prediction and dead-letter JSON Schemas.",
+    )
     pe.add_argument("dir", type=Path, help="output directory")
     pe.set_defaults(fn=_cmd_schemas)
 
-    p = sub.add_parser("generate", help="write a sample drifting stream as JSON Lines",
-                       description="Write OUT/events.jsonl and OUT/labels.jsonl (Agrawal, sudden "
-                       "drift halfway, one event per second), input for `replay` and `produce`.")
+    p = sub.add_parser(
+        "generate",
+        help="write a sample drifting stream as JSON Lines",
+        description="Write OUT/events.jsonl and OUT/labels.jsonl (Agrawal, sudden "
+        "drift halfway, one event per second), input for `replay` and `produce`.",
+    )
     p.add_argument("--out", type=Path, default=Path("riverrun-stream"))
     p.add_argument("-n", type=int, default=10_000, help="events (default 10000)")
     p.add_argument("--label-delay", type=float, default=60.0, help="seconds (default 60)")
@@ -233,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.fn(args)
     except RiverrunError as exc:

@@ -192,8 +192,9 @@ class VerifiedProducer:
     def flush(self) -> None:
         remaining = self._producer.flush(self._flush_timeout)
         if remaining:
-            raise DeliveryError(f"{remaining} messages not acknowledged by Kafka within "
-                                f"{self._flush_timeout:.0f}s")
+            raise DeliveryError(
+                f"{remaining} messages not acknowledged by Kafka within {self._flush_timeout:.0f}s"
+            )
         if self._errors:
             errors, self._errors = self._errors, []
             raise DeliveryError(f"{len(errors)} messages failed: {errors[:3]}")

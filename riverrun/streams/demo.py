@@ -12,8 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from riverrun.schemas import DeadLetter
-from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.connectors import CallbackSink, MemorySource
+from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.items import MetricsPoint
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.report import plot_metrics, write_report
@@ -41,8 +41,9 @@ def run_demo(
     out = Path(out_dir)
     drift_at = n_events // 2
     data = drifting_agrawal(n_events, drift_at=drift_at, seed=seed)
-    events, labels = to_records(data, label_delay=timedelta(seconds=label_delay_seconds),
-                                n_entities=500, seed=seed)
+    events, labels = to_records(
+        data, label_delay=timedelta(seconds=label_delay_seconds), n_entities=500, seed=seed
+    )
     drift_time = events[drift_at].ts
     stream: list = list(events)
     step = max(1, len(stream) // (len(BAD_EVENTS) + 1))
@@ -65,14 +66,21 @@ def run_demo(
             bar.update(len(batch))
 
     spec = FlowSpec(
-        steps=tuple(StepConfig(model=name, recipe=recipe, report_every=250, metrics_window=500,
-                               served_at_event_time=True) for name, recipe in models),
+        steps=tuple(
+            StepConfig(
+                model=name,
+                recipe=recipe,
+                report_every=250,
+                metrics_window=500,
+                served_at_event_time=True,
+            )
+            for name, recipe in models
+        ),
         features="default",
         feature_window_seconds=600.0,
         finite=True,
     )
-    sinks = FlowSinks(CallbackSink(on_predictions), CallbackSink(dead.extend),
-                      CallbackSink(points.extend))
+    sinks = FlowSinks(CallbackSink(on_predictions), CallbackSink(dead.extend), CallbackSink(points.extend))
     flow = build_dataflow(spec, MemorySource(stream, "event"), MemorySource(labels, "label"), sinks)
     start = time.perf_counter()
     run_in_process(flow)
@@ -84,15 +92,29 @@ def run_demo(
         out,
         points,
         mode="demo",
-        stream={"generator": "Agrawal(0) -> Agrawal(2)", "events": len(events),
-                "drift_at_event": drift_at, "drift_time": drift_time.isoformat(),
-                "label_delay_seconds": label_delay_seconds},
+        stream={
+            "generator": "Agrawal(0) -> Agrawal(2)",
+            "events": len(events),
+            "drift_at_event": drift_at,
+            "drift_time": drift_time.isoformat(),
+            "label_delay_seconds": label_delay_seconds,
+        },
         predictions=n_predictions,
         dead_letters=[{"reason": d.reason, "error": d.error} for d in dead],
         seconds=round(seconds, 3),
     )
-    plot = plot_metrics(points, out / "metrics.png", markers=[(drift_time, "concept drift")],
-                        title="riverrun demo: rolling accuracy (Agrawal, sudden drift)")
+    plot = plot_metrics(
+        points,
+        out / "metrics.png",
+        markers=[(drift_time, "concept drift")],
+        title="riverrun demo: rolling accuracy (Agrawal, sudden drift)",
+    )
     finals = {p.model: p.metrics for p in points if p.final}
-    return {"report": report, "plot": plot, "seconds": seconds, "final": finals,
-            "predictions": n_predictions, "dead_letters": len(dead)}
+    return {
+        "report": report,
+        "plot": plot,
+        "seconds": seconds,
+        "final": finals,
+        "predictions": n_predictions,
+        "dead_letters": len(dead),
+    }

@@ -177,7 +177,11 @@ class _ModelLogic(StatefulLogic):
 
 
 def build_dataflow(
-    spec: FlowSpec, events: Source, labels: Source, sinks: FlowSinks, kafka: bool = False,
+    spec: FlowSpec,
+    events: Source,
+    labels: Source,
+    sinks: FlowSinks,
+    kafka: bool = False,
     flow_id: str = "riverrun",
 ) -> Dataflow:
     """The riverrun dataflow over the given sources and sinks.
@@ -211,9 +215,7 @@ def build_dataflow(
     if spec.features == "default":
         split = op.branch("split_ordered", ordered, lambda n: isinstance(n[1][0], Event))
         by_entity = op.key_on("by_entity", split.trues, lambda n: n[1][0].entity)
-        featured = op.stateful_map(
-            "features", by_entity, _features_step(spec.feature_window_seconds)
-        )
+        featured = op.stateful_map("features", by_entity, _features_step(spec.feature_window_seconds))
         featured = op.key_rm("features_unkey", featured)
         sourced_labels = op.map("labels_sourced", split.falses, _sourced_label)
         both = op.merge("featured_and_labels", featured, sourced_labels)

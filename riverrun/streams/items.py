@@ -82,13 +82,15 @@ class ServedPrediction:
     served_at: datetime
 
     def to_json(self) -> bytes:
-        return orjson.dumps({
-            "event_id": self.event_id,
-            "entity": self.entity,
-            "model": self.model,
-            "model_version": self.model_version,
-            "y_pred": self.y_pred,
-            "proba": self.proba,
-            "ts": self.ts,
-            "served_at": self.served_at,
-        })
+        return orjson.dumps(
+            {
+                "event_id": self.event_id,
+                "entity": self.entity,
+                "model": self.model,
+                "model_version": self.model_version,
+                "y_pred": self.y_pred,
+                "proba": self.proba,
+                "ts": self.ts,
+                "served_at": self.served_at,
+            }
+        )

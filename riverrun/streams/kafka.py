@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-
 from bytewax.connectors.kafka import KafkaSource
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -78,8 +77,14 @@ def kafka_source(settings: Settings, topic: str, tail: bool = True) -> KafkaSour
     conf = settings.kafka.client_config()
     brokers = conf.pop("bootstrap.servers").split(",")
     conf.setdefault("fetch.wait.max.ms", "10")
-    return KafkaSource(brokers, [topic], tail=tail, add_config=conf,
-                       batch_size=settings.flow.batch_size, raise_on_errors=False)
+    return KafkaSource(
+        brokers,
+        [topic],
+        tail=tail,
+        add_config=conf,
+        batch_size=settings.flow.batch_size,
+        raise_on_errors=False,
+    )
 
 
 def publish_stream(
@@ -127,5 +132,3 @@ def _publish(producer: VerifiedProducer, topic: str, record: Event | Label | byt
         return
     key = record.entity if isinstance(record, Event) else record.event_id
     producer.produce(topic, record.model_dump_json().encode(), key.encode())
-
-

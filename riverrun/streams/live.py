@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from bytewax.dataflow import Dataflow
 
-from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
 from riverrun.streams.connectors import KafkaRecordSink
+from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
 from riverrun.streams.kafka import kafka_source, require_topics
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.settings import Settings

@@ -118,7 +118,7 @@ class ModelStep:
             return
         try:
             served = self.learner.predict(event.event_id, item.x)
-        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the flow
+        except Exception as exc:
             self.n_model_errors += 1
             out.append(self._rejected(item, "event", "model_error", exc))
             return
@@ -151,7 +151,7 @@ class ModelStep:
     def _learn(self, event_id: str, x: dict, y, out: list) -> None:
         try:
             self.learner.learn(event_id, x, y)
-        except Exception as exc:  # noqa: BLE001 - e.g. a label of the wrong type for the model
+        except Exception as exc:
             self.n_model_errors += 1
             self.learner.forget(event_id)
             label = {"event_id": event_id, "label": y}

@@ -57,7 +57,10 @@ class EventTimeOrderer:
     def __init__(self, max_wait_seconds: float | None = None):
         self.max_wait_seconds = max_wait_seconds
         self._heap: list[Sequenced] = []
-        self._high: tuple[dict[int, float], dict[int, float]] = ({}, {})  # per kind: partition -> max ts
+        self._high: tuple[dict[int, float], dict[int, float]] = (
+            {},
+            {},
+        )  # per kind: partition -> max ts
         self._ended = [False, False]
         self.blocked_since: float | None = None  # wall-clock time the buffer became non-empty
         self._last_arrival = [-math.inf, -math.inf]  # per kind: wall-clock time of the last item
@@ -169,8 +172,15 @@ class Sequencer:
             self.next_seq += 1
         return out
 
-    def push(self, kind: int, ts: float, partition: int, offset: int, payload: Any,
-             now: float | None = None) -> list[tuple[int, Any]]:
+    def push(
+        self,
+        kind: int,
+        ts: float,
+        partition: int,
+        offset: int,
+        payload: Any,
+        now: float | None = None,
+    ) -> list[tuple[int, Any]]:
         return self._number(self.orderer.push(Sequenced(ts, kind, partition, offset, payload), now))
 
     def on_timeout(self, now: float) -> list[tuple[int, Any]]:

@@ -13,9 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from riverrun.schemas import DeadLetter
+from riverrun.streams.connectors import CallbackSink, JsonLinesSink, JsonLinesSource, to_json
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.features import FeatureMode
-from riverrun.streams.connectors import CallbackSink, JsonLinesSink, JsonLinesSource, to_json
 from riverrun.streams.items import MetricsPoint
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.report import plot_metrics, write_report
@@ -59,9 +59,14 @@ def replay(
     out.mkdir(parents=True, exist_ok=True)
     spec = FlowSpec(
         steps=tuple(
-            StepConfig(model=name, recipe=recipe, label_ttl_seconds=label_ttl_seconds,
-                       metrics_window=metrics_window, report_every=report_every,
-                       served_at_event_time=True)
+            StepConfig(
+                model=name,
+                recipe=recipe,
+                label_ttl_seconds=label_ttl_seconds,
+                metrics_window=metrics_window,
+                report_every=report_every,
+                served_at_event_time=True,
+            )
             for name, recipe in models
         ),
         features=features,
@@ -73,8 +78,7 @@ def replay(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=_count_lines(events) * len(models), unit="pred", desc="replay",
-                   smoothing=0.1)
+        bar = tqdm(total=_count_lines(events) * len(models), unit="pred", desc="replay", smoothing=0.1)
     predictions_file = (out / "predictions.jsonl").open("wb")
 
     def on_predictions(batch: list) -> None:
@@ -93,8 +97,7 @@ def replay(
         dead_letters=CallbackSink(on_dead),
         metrics=CallbackSink(result.points.extend),
     )
-    flow = build_dataflow(spec, JsonLinesSource(events, "event"), JsonLinesSource(labels, "label"),
-                          sinks)
+    flow = build_dataflow(spec, JsonLinesSource(events, "event"), JsonLinesSource(labels, "label"), sinks)
     start = time.perf_counter()
     try:
         run_in_process(flow, epoch_interval=timedelta(seconds=10))

@@ -54,8 +54,16 @@ def plot_metrics(
         ax.plot(xs, ys, label=model, linewidth=1.6)
     for when, text in markers or []:
         ax.axvline(when, color="crimson", linestyle="--", linewidth=1)
-        ax.annotate(text, (when, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                    va="top", ha="right", fontsize=8, color="crimson")
+        ax.annotate(
+            text,
+            (when, 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+            color="crimson",
+        )
     ax.set_xlabel("event time")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title)

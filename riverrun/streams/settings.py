@@ -40,7 +40,10 @@ class KafkaSettings(_Section):
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by producers, consumers and the admin client."""
-        conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        conf = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
         if self.sasl_username:
@@ -66,8 +69,14 @@ class TopicSettings(_Section):
     replication_factor: int = Field(1, ge=1)
 
     def all(self) -> list[str]:
-        return [self.events, self.labels, self.predictions, self.model_events, self.dead_letter,
-                self.control]
+        return [
+            self.events,
+            self.labels,
+            self.predictions,
+            self.model_events,
+            self.dead_letter,
+            self.control,
+        ]
 
 
 class ModelSettings(_Section):
@@ -186,8 +195,9 @@ def _with_defaults(data: dict[str, Any]) -> type[Settings]:
 
     class _Loaded(Settings):
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
-                                       dotenv_settings, file_secret_settings):
+        def settings_customise_sources(
+            cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        ):
             return (env_settings, _FileSource(settings_cls))
 
     return _Loaded
