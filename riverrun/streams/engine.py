@@ -58,6 +58,8 @@ class FlowSpec:
     max_payload_bytes: int = 64 * 1024
     finite: bool = False  # replay/demo: at the end of the input, release and report everything
     max_wait_seconds: float | None = None  # live: longest wait on an idle input (None: exact)
+    event_partitions: tuple[int, ...] = (0,)  # known up front, so a silent one holds the others
+    label_partitions: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,8 @@ def build_dataflow(
 
     def order_builder(resume: bytes | None) -> _OrderLogic:
         if resume is None:
-            return _OrderLogic(Sequencer(spec.max_wait_seconds), spec.finite)
+            partitions = (spec.label_partitions, spec.event_partitions)  # indexed by LABEL, EVENT
+            return _OrderLogic(Sequencer(spec.max_wait_seconds, partitions), spec.finite)
         sequencer = pickle.loads(resume)
         sequencer.orderer.resumed(time.time())
         return _OrderLogic(sequencer, spec.finite)

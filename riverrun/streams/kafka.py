@@ -43,6 +43,12 @@ def require_topics(settings: Settings, names: Iterable[str]) -> None:
         )
 
 
+def partitions_of(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
+    """The partition ids of ``topic``."""
+    metadata = admin(settings).list_topics(topic, timeout=timeout)
+    return tuple(sorted(metadata.topics[topic].partitions))
+
+
 def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     """Create every riverrun topic that does not exist yet; return {topic: 'created'|'exists'}."""
     existing = check_broker(settings)

@@ -9,14 +9,19 @@ from bytewax.dataflow import Dataflow
 
 from riverrun.streams.connectors import KafkaRecordSink
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
-from riverrun.streams.kafka import kafka_source, require_topics
+from riverrun.streams.kafka import kafka_source, partitions_of, require_topics
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def flow_spec(settings: Settings, finite: bool = False) -> FlowSpec:
+def flow_spec(
+    settings: Settings,
+    finite: bool = False,
+    event_partitions: tuple[int, ...] = (0,),
+    label_partitions: tuple[int, ...] = (0,),
+) -> FlowSpec:
     f = settings.flow
     return FlowSpec(
         steps=tuple(
@@ -34,6 +39,8 @@ def flow_spec(settings: Settings, finite: bool = False) -> FlowSpec:
         max_payload_bytes=f.max_payload_bytes,
         finite=finite,
         max_wait_seconds=None if finite else f.max_wait_ms / 1000.0,
+        event_partitions=event_partitions,
+        label_partitions=label_partitions,
     )
 
 
@@ -45,8 +52,13 @@ def build_live_flow(settings: Settings) -> Dataflow:
         predictions=KafkaRecordSink(conf, t.predictions),
         dead_letters=KafkaRecordSink(conf, t.dead_letter),
     )
+    spec = flow_spec(
+        settings,
+        event_partitions=partitions_of(settings, t.events),
+        label_partitions=partitions_of(settings, t.labels),
+    )
     return build_dataflow(
-        flow_spec(settings),
+        spec,
         kafka_source(settings, t.events),
         kafka_source(settings, t.labels),
         sinks,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 LABEL = 0  # labels sort before events at equal time
@@ -52,32 +53,63 @@ class Sequenced(NamedTuple):
 
 
 class EventTimeOrderer:
-    """Merges the event and label inputs into one event-time ordered sequence."""
+    """Merges the event and label inputs into one event-time ordered sequence.
 
-    def __init__(self, max_wait_seconds: float | None = None):
+    With several partitions per input, an item waits for the *other* partitions too; live, a
+    partition that delivered nothing for ``max_wait_seconds`` stops holding the others back
+    (per-partition idleness, as Flink treats idle splits), and when the whole input waited for
+    is idle that long, what is buffered is released.
+    """
+
+    def __init__(
+        self,
+        max_wait_seconds: float | None = None,
+        partitions: tuple[Iterable[int], Iterable[int]] | None = None,
+    ):
         self.max_wait_seconds = max_wait_seconds
         self._heap: list[Sequenced] = []
-        self._high: tuple[dict[int, float], dict[int, float]] = (
-            {},
-            {},
-        )  # per kind: partition -> max ts
+        # per kind: partition -> largest ts seen, and -> wall-clock time of its last item.
+        # Known partitions (label partitions first, then event ones) hold the others back from
+        # the start; a partition first seen later joins when it sends.
+        known = partitions or ((), ())
+        self._high: tuple[dict[int, float], dict[int, float]] = tuple(
+            {p: -math.inf for p in parts} for parts in known
+        )
+        self._seen: tuple[dict[int, float], dict[int, float]] = ({}, {})
+        self._started = False
         self._ended = [False, False]
         self.blocked_since: float | None = None  # wall-clock time the buffer became non-empty
-        self._last_arrival = [-math.inf, -math.inf]  # per kind: wall-clock time of the last item
-        self.last_released_ts = -math.inf
+        self._now = -math.inf  # wall clock at the last push or timeout
+        self._last_key: tuple[float, int] = (-math.inf, LABEL)  # (ts, kind) last released
         self.late = 0  # items that arrived after a forced release had passed them
 
-    def watermark(self, kind: int) -> float:
-        """No item of ``kind`` earlier than this will arrive (per the ordering assumption)."""
+    def _active(self, kind: int, partition: int) -> bool:
+        if self.max_wait_seconds is None:
+            return True
+        return self._now - self._seen[kind].get(partition, -math.inf) < self.max_wait_seconds
+
+    def watermark(self, kind: int, exclude: int | None = None) -> float:
+        """No item of ``kind`` earlier than this will arrive from its (active) partitions other
+        than ``exclude``; infinite once the input has ended or when there are none."""
         if self._ended[kind]:
             return math.inf
         high = self._high[kind]
-        return min(high.values()) if high else -math.inf
+        marks = [ts for p, ts in high.items() if p != exclude and self._active(kind, p)]
+        if marks:
+            return min(marks)
+        if exclude is not None and len(high) <= 1:
+            return math.inf  # no other partition
+        if high and exclude is None:
+            return max(high.values())  # every partition idle: all they sent is here
+        return math.inf if exclude is not None else -math.inf
 
     def _ready(self, item: Sequenced) -> bool:
+        ts = item.ts
+        if self.watermark(item.kind, exclude=item.partition) < ts:
+            return False  # another partition of the same input may still send an earlier item
         if item.kind == LABEL:
-            return self.watermark(EVENT) >= item.ts
-        return self.watermark(LABEL) > item.ts
+            return self.watermark(EVENT) >= ts  # events at ts come after this label
+        return self.watermark(LABEL) > ts  # a label at ts must come before this event
 
     def _release(self, force: bool = False) -> list[Sequenced]:
         out = []
@@ -85,66 +117,68 @@ class EventTimeOrderer:
         while heap and (force or self._ready(heap[0])):
             out.append(heapq.heappop(heap))
         if out:
-            self.last_released_ts = max(self.last_released_ts, out[-1].ts)
+            self._last_key = max(self._last_key, (out[-1].ts, out[-1].kind))
+        if not heap:
+            self.blocked_since = None
+        elif self.blocked_since is None:
+            self.blocked_since = self._now
         return out
 
     def push(self, item: Sequenced, now: float | None = None) -> list[Sequenced]:
-        """Add an item (``now`` = wall-clock seconds, for the wait bound); return what is released."""
+        """Add an item (``now`` = wall-clock seconds, for idleness); return what is released."""
         if now is not None:
-            self._last_arrival[item.kind] = now
+            self._now = now
+            if not self._started:  # idleness of silent partitions counts from the first item
+                self._started = True
+                for kind, seen in enumerate(self._seen):
+                    for p in self._high[kind]:
+                        seen.setdefault(p, now)
+            self._seen[item.kind][item.partition] = now
         high = self._high[item.kind]
         if item.ts > high.get(item.partition, -math.inf):
             high[item.partition] = item.ts
-        if item.ts < self.last_released_ts and not self._heap:
-            self.late += 1
-            return [item]
+        if (item.ts, item.kind) < self._last_key:
+            self.late += 1  # only after a forced release: apply it now, out of order
+            return [item, *self._release()]
         heapq.heappush(self._heap, item)
-        out = self._release()
-        self._track_wait(now)
-        return out
-
-    def _track_wait(self, now: float | None) -> None:
-        if not self._heap:
-            self.blocked_since = None
-        elif self.blocked_since is None and now is not None:
-            self.blocked_since = now
+        return self._release()
 
     def resumed(self, now: float) -> None:
         """Restored from a snapshot: wall-clock bookkeeping from before the restart is stale
-        (it would release everything at once); count idleness from ``now``."""
-        self._last_arrival = [now, now]
+        (every partition would look idle); count idleness from ``now``."""
+        self._now = now
+        for kind, seen in enumerate(self._seen):
+            for p in self._high[kind]:
+                seen[p] = now
         self.blocked_since = now if self._heap else None
 
     def deadline(self) -> float | None:
-        """Wall-clock time at which the buffered items are released anyway (None: never):
-        ``max_wait_seconds`` after the input the oldest item waits for last delivered."""
-        if self.max_wait_seconds is None or self.blocked_since is None or not self._heap:
+        """Wall-clock time of the next idleness check while items wait (None: no check)."""
+        if self.max_wait_seconds is None or not self._heap:
             return None
-        waited_for = EVENT if self._heap[0].kind == LABEL else LABEL
-        return max(self.blocked_since, self._last_arrival[waited_for]) + self.max_wait_seconds
+        return self._now + self.max_wait_seconds / 4
 
     def on_timeout(self, now: float) -> list[Sequenced]:
-        """Release everything buffered if the wait bound has passed."""
-        deadline = self.deadline()
-        if deadline is None or now < deadline:
-            return []
-        out = self._release(force=True)
-        self.blocked_since = None
+        """Re-check with the wall clock at ``now``: idle partitions stop holding others back,
+        and if the whole input waited for has been idle ``max_wait_seconds``, release all."""
+        self._now = now
+        out = self._release()
+        if self._heap and self.max_wait_seconds is not None:
+            waited_for = EVENT if self._heap[0].kind == LABEL else LABEL
+            last = max(self._seen[waited_for].values(), default=-math.inf)
+            since = max(last, self.blocked_since if self.blocked_since is not None else now)
+            if now - since >= self.max_wait_seconds:
+                out += self._release(force=True)
         return out
 
     def end_of_input(self, kind: int) -> list[Sequenced]:
         """Input ``kind`` has ended: its watermark becomes infinite."""
         self._ended[kind] = True
-        out = self._release()
-        if not self._heap:
-            self.blocked_since = None
-        return out
+        return self._release()
 
     def flush(self) -> list[Sequenced]:
         """Release everything buffered, in order (end of the stream)."""
-        out = self._release(force=True)
-        self.blocked_since = None
-        return out
+        return self._release(force=True)
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -161,8 +195,12 @@ class Sequencer:
     [(0, 'l0'), (1, 'e0')]
     """
 
-    def __init__(self, max_wait_seconds: float | None = None):
-        self.orderer = EventTimeOrderer(max_wait_seconds)
+    def __init__(
+        self,
+        max_wait_seconds: float | None = None,
+        partitions: tuple[Iterable[int], Iterable[int]] | None = None,
+    ):
+        self.orderer = EventTimeOrderer(max_wait_seconds, partitions)
         self.next_seq = 0
 
     def _number(self, released: list[Sequenced]) -> list[tuple[int, Any]]:
