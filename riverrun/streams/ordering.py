@@ -103,19 +103,28 @@ class EventTimeOrderer:
             return max(high.values())  # every partition idle: all they sent is here
         return math.inf if exclude is not None else -math.inf
 
-    def _ready(self, item: Sequenced) -> bool:
-        ts = item.ts
-        if self.watermark(item.kind, exclude=item.partition) < ts:
-            return False  # another partition of the same input may still send an earlier item
-        if item.kind == LABEL:
-            return self.watermark(EVENT) >= ts  # events at ts come after this label
-        return self.watermark(LABEL) > ts  # a label at ts must come before this event
-
     def _release(self, force: bool = False) -> list[Sequenced]:
         out = []
         heap = self._heap
-        while heap and (force or self._ready(heap[0])):
-            out.append(heapq.heappop(heap))
+        if force:
+            while heap:
+                out.append(heapq.heappop(heap))
+        elif heap:
+            # Watermarks cannot change during one release: compute them once.
+            marks: dict = {}
+            while heap:
+                ts, kind, partition = heap[0][:3]
+                own = marks.get((kind, partition))
+                if own is None:
+                    own = marks[(kind, partition)] = self.watermark(kind, exclude=partition)
+                other = marks.get(1 - kind)
+                if other is None:
+                    other = marks[1 - kind] = self.watermark(1 - kind)
+                # Not yet if another partition of the same input may still send an earlier item,
+                # nor if the other input may: labels at ts come before events at ts.
+                if own < ts or (other < ts if kind == LABEL else other <= ts):
+                    break
+                out.append(heapq.heappop(heap))
         if out:
             self._last_key = max(self._last_key, (out[-1].ts, out[-1].kind))
         if not heap:
