@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bytewax.dataflow import Dataflow
 
-from riverrun.streams.connectors import KafkaRecordSink
+from riverrun.streams.connectors import KafkaRecordSink, StoppableSource, StopSignal
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
 from riverrun.streams.kafka import kafka_source, partitions_of, require_topics
 from riverrun.streams.modelstep import StepConfig
@@ -44,8 +44,8 @@ def flow_spec(
     )
 
 
-def build_live_flow(settings: Settings) -> Dataflow:
-    """Kafka events + labels in, predictions and dead letters out."""
+def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataflow:
+    """Kafka events + labels in, predictions and dead letters out; ``stop`` ends the inputs."""
     conf = settings.kafka.client_config()
     t = settings.topics
     sinks = FlowSinks(
@@ -57,13 +57,10 @@ def build_live_flow(settings: Settings) -> Dataflow:
         event_partitions=partitions_of(settings, t.events),
         label_partitions=partitions_of(settings, t.labels),
     )
-    return build_dataflow(
-        spec,
-        kafka_source(settings, t.events),
-        kafka_source(settings, t.labels),
-        sinks,
-        kafka=True,
-    )
+    events, labels = kafka_source(settings, t.events), kafka_source(settings, t.labels)
+    if stop is not None:
+        events, labels = StoppableSource(events, stop), StoppableSource(labels, stop)
+    return build_dataflow(spec, events, labels, sinks, kafka=True)
 
 
 def run_live(
@@ -83,8 +80,10 @@ def run_live(
         settings.flow.features,
         r.directory if r.enabled else "off",
     )
+    stop = StopSignal()
+    stop.install()  # SIGTERM/SIGINT: drain, final snapshot, exit 0
     run_cluster(
-        build_live_flow(settings),
+        build_live_flow(settings, stop),
         workers=workers or settings.workers,
         process_id=process_id,
         addresses=addresses,
@@ -93,3 +92,5 @@ def run_live(
         snapshot_interval=timedelta(seconds=r.snapshot_interval_seconds),
         backup_interval=timedelta(seconds=r.backup_interval_seconds),
     )
+    if stop.is_set():
+        log.info("riverrun run: stopped on signal after a final snapshot")
