@@ -98,12 +98,17 @@ def _cmd_produce(args) -> int:
     if args.events:
         if not args.labels:
             raise RiverrunError("--events needs --labels")
-        from riverrun.schemas import decode_event, decode_label
+        from riverrun.schemas import DeadLetter, decode_event, decode_label
 
-        events = [decode_event(b, max_bytes=1 << 30) for b in read_jsonl(args.events)]
-        labels = [decode_label(b, max_bytes=1 << 30) for b in read_jsonl(args.labels)]
-        events = [e if not hasattr(e, "reason") else e.payload.encode() for e in events]
-        labels = [lb for lb in labels if not hasattr(lb, "reason")]
+        # Invalid lines are published verbatim, at their place: the flow dead-letters them.
+        events = []
+        for raw in read_jsonl(args.events):
+            event = decode_event(raw, max_bytes=1 << 30)
+            events.append(raw if isinstance(event, DeadLetter) else event)
+        labels = []
+        for raw in read_jsonl(args.labels):
+            label = decode_label(raw, max_bytes=1 << 30)
+            labels.append(raw if isinstance(label, DeadLetter) else label)
     else:
         start = datetime.now(UTC) if args.start is None else datetime.fromisoformat(args.start)
         data = drifting_agrawal(args.synthetic, seed=args.seed)

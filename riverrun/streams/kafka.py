@@ -133,8 +133,8 @@ def publish_stream(
 
 
 def _publish(producer: VerifiedProducer, topic: str, record: Event | Label | bytes) -> None:
-    if isinstance(record, bytes):
-        producer.produce(topic, record, b"bad")
+    if isinstance(record, bytes):  # raw (invalid) input, published as it is
+        producer.produce(topic, record, None)
         return
     key = record.entity if isinstance(record, Event) else record.event_id
     producer.produce(topic, record.model_dump_json().encode(), key.encode())
