@@ -71,23 +71,21 @@ def test_predictions_for_every_event_and_bad_input_to_dead_letters(kafka_servers
     assert headers["riverrun.reason"].decode() == letters[0]["reason"]
 
 
-def test_live_equals_replay(kafka_servers, tmp_path):
-    data = drifting_agrawal(3000, drift_at=1500)
-    events, labels = to_records(data, label_delay=timedelta(seconds=40), jitter=0.5, n_entities=50)
-    events_file = write_jsonl(tmp_path / "events.jsonl", events)
-    labels_file = write_jsonl(tmp_path / "labels.jsonl", labels)
+def replayed_predictions(tmp_path, events, labels) -> list[dict]:
+    """What `riverrun replay` (features on) predicts for this stream."""
     replay(
-        events_file,
-        labels_file,
+        write_jsonl(tmp_path / "events.jsonl", events),
+        write_jsonl(tmp_path / "labels.jsonl", labels),
         tmp_path / "replay",
         models=[("lr", "lr")],
         features="default",
         plot=False,
     )
-    expected = [json.loads(line) for line in (tmp_path / "replay" / "predictions.jsonl").open()]
+    return [json.loads(line) for line in (tmp_path / "replay" / "predictions.jsonl").open()]
 
-    # An idle-input bound far above the test's length: this run's order must be exact.
-    settings, config = fresh_settings(kafka_servers, tmp_path, features="default", max_wait_ms=600_000)
+
+def live_predictions(kafka_servers, settings, config, tmp_path, events, labels) -> list[dict]:
+    """What `riverrun run` publishes for this stream (published before the flow starts)."""
     publish_stream(settings, events, labels)
     flow = Flow(config, tmp_path / "flow.log").start()
     reader = TopicReader(kafka_servers, settings.topics.predictions)
@@ -95,7 +93,10 @@ def test_live_equals_replay(kafka_servers, tmp_path):
         reader.read_until(lambda m: len(m) >= len(events), 120, flow)
     finally:
         flow.kill()
-    live = reader.values()
+    return reader.values()
+
+
+def assert_same_predictions(live: list[dict], expected: list[dict]) -> None:
     assert [p["event_id"] for p in live] == [p["event_id"] for p in expected]
     for got, want in zip(live, expected, strict=True):
         assert got["y_pred"] == want["y_pred"]
@@ -105,6 +106,16 @@ def test_live_equals_replay(kafka_servers, tmp_path):
             want["model_version"],
             want["ts"],
         )
+
+
+def test_live_equals_replay(kafka_servers, tmp_path):
+    data = drifting_agrawal(3000, drift_at=1500)
+    events, labels = to_records(data, label_delay=timedelta(seconds=40), jitter=0.5, n_entities=50)
+    expected = replayed_predictions(tmp_path, events, labels)
+    # An idle-input bound far above the test's length: this run's order must be exact.
+    settings, config = fresh_settings(kafka_servers, tmp_path, features="default", max_wait_ms=600_000)
+    live = live_predictions(kafka_servers, settings, config, tmp_path, events, labels)
+    assert_same_predictions(live, expected)
 
 
 def test_kill_9_and_restart_loses_no_event(kafka_servers, tmp_path):
@@ -142,11 +153,7 @@ def test_live_with_several_partitions_equals_replay(kafka_servers, tmp_path):
 
     data = drifting_agrawal(2000, drift_at=1000)
     events, labels = to_records(data, label_delay=timedelta(seconds=25), jitter=0.5, n_entities=40)
-    events_file = write_jsonl(tmp_path / "events.jsonl", events)
-    labels_file = write_jsonl(tmp_path / "labels.jsonl", labels)
-    replay(events_file, labels_file, tmp_path / "replay", models=[("lr", "lr")], plot=False)
-    expected = [json.loads(line) for line in (tmp_path / "replay" / "predictions.jsonl").open()]
-
+    expected = replayed_predictions(tmp_path, events, labels)
     # The stream's tail waits for the partitions that ended earlier to turn idle (3 s); while
     # catching up every partition delivers, so the order is exact.
     settings, config = fresh_settings(kafka_servers, tmp_path, max_wait_ms=3_000)
@@ -157,17 +164,8 @@ def test_live_with_several_partitions_equals_replay(kafka_servers, tmp_path):
     for future in futures.values():
         future.result(30)
     assert len(partitions_of(settings, settings.topics.events)) == 3
-    publish_stream(settings, events, labels)
-    flow = Flow(config, tmp_path / "flow.log").start()
-    reader = TopicReader(kafka_servers, settings.topics.predictions)
-    try:
-        reader.read_until(lambda m: len(m) >= len(events), 120, flow)
-    finally:
-        flow.kill()
-    live = reader.values()
-    assert [p["event_id"] for p in live] == [p["event_id"] for p in expected]
-    for got, want in zip(live, expected, strict=True):
-        assert got["proba"] == pytest.approx(want["proba"], abs=1e-12)
+    live = live_predictions(kafka_servers, settings, config, tmp_path, events, labels)
+    assert_same_predictions(live, expected)
 
 
 def test_sigterm_drains_snapshots_and_resumes_without_duplicates(kafka_servers, tmp_path):
