@@ -171,31 +171,20 @@ def test_identity_features_is_a_copy():
     assert e.features["x"] == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: riverrun/streams/features.py EntityFeatures keeps running sums and only "
-    "subtracts on eviction (never re-sums, unlike learners/rolling.py): after a huge value "
-    "leaves the window the mean of the remaining values is wrong (0.0 instead of 1.0)",
-)
 def test_rolling_mean_recovers_after_a_huge_value_leaves_the_window():
     state = EntityFeatures(window_seconds=60)
     state.transform(ev("a", 0, {"x": 1e17}))
     assert state.transform(ev("b", 100, {"x": 1.0}))["x_mean_60s"] == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: decode_event accepts integer features of any size (e.g. a 401-digit JSON "
-    "integer), and riverrun/streams/features.py EntityFeatures.transform calls float(v) on it: "
-    "OverflowError, raised unguarded in the engine's features step (engine.py _features_step), "
-    "so one such message crashes the dataflow instead of becoming a dead letter",
-)
-def test_huge_integer_feature_does_not_crash_features():
-    event = decode_event(b'{"event_id":"e","entity":"u","ts":0,"features":{"x":1' + b"0" * 400 + b"}}")
-    assert isinstance(event, Event)  # accepted by the schema
-    x = EntityFeatures(60).transform(event)
-    assert x["entity_event_count"] == 1
+def test_huge_integer_feature_is_refused_before_the_features_step():
+    """A 401-digit integer would overflow float() in the features step: the schema refuses
+    integers beyond 64 bits, so it becomes a dead letter instead."""
+    dl = decode_event(b'{"event_id":"e","entity":"u","ts":0,"features":{"x":1' + b"0" * 400 + b"}}")
+    assert isinstance(dl, DeadLetter)
+    assert dl.reason == "non_finite" and "features.x" in dl.error  # as a float it is infinite
+    event = decode_event(b'{"event_id":"e","entity":"u","ts":0,"features":{"x":9223372036854775807}}')
+    assert EntityFeatures(60).transform(event)["x_mean_60s"] == float(2**63 - 1)
 
 
 # -- LabelJoin ---------------------------------------------------------------------------------
@@ -406,18 +395,12 @@ def test_metrics_point_every_n_labels():
     assert final.final and final.n_learned == 7 and final.n_predicted == 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: riverrun/streams/modelstep.py ModelStep._rejected (line ~181) serialises a "
-    "refused label with orjson.dumps(record, default=str); orjson raises TypeError "
-    "('Integer exceeds 64-bit range') for labels beyond 64 bits, which decode_label accepts, "
-    "so a model error on such a label crashes the step instead of producing a dead letter",
-)
 def test_model_error_on_huge_integer_label_is_a_dead_letter():
+    """Integers beyond 64 bits are read as floats (a regression target); for a bool model that
+    label is a model error: a dead letter, never a crash."""
     step = ModelStep(StepConfig(model="m", recipe="lr"))
     huge = decode_label(b'{"event_id":"e2","label":123456789012345678901234567890,"ts":3}')
-    assert isinstance(huge, Label)
+    assert isinstance(huge, Label) and huge.label == 1.2345678901234568e29
     items = [fe(ev("e1", 0), 0), sl(lb("e1", 1), 0), fe(ev("e2", 2), 1), SourcedLabel(huge, 0, 1)]
     out = feed_in_order(step, items)  # bool model, int label: a model error
     (dl,) = dead(out)

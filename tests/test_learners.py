@@ -203,13 +203,6 @@ def test_bad_recipes_raise_config_error(recipe, fragments):
         assert fragment in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, TypeError),
-    reason="BUG: riverrun/learners/recipes.py build_model only catches ImportError/AttributeError "
-    "around the import and does not guard factory(): ':x' raises ValueError('Empty module name'), "
-    "'math:sqrt' raises TypeError, 'math:pi' raises TypeError (not callable) instead of ConfigError",
-)
 @pytest.mark.parametrize("recipe", [":x", "math:sqrt", "math:pi"])
 def test_broken_module_recipes_raise_config_error(recipe):
     with pytest.raises(ConfigError, match="recipe"):

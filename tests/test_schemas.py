@@ -454,12 +454,6 @@ def test_export_is_idempotent(tmp_path):
     assert first == second
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: riverrun/schemas/records.py Event.ts/Label.ts accept epoch seconds (documented), "
-    "but the exported JSON Schema says ts is only a date-time string, so a consumer validating "
-    "with event.schema.json rejects events the decoder accepts",
-)
 def test_exported_schema_admits_epoch_seconds(tmp_path):
     export_json_schemas(tmp_path)
     for name in ("event", "label"):

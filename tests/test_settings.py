@@ -227,13 +227,6 @@ def test_bad_recipe_from_environment(monkeypatch):
         load_settings()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: riverrun/streams/settings.py ModelSettings._recipe_builds lets build_model's "
-    "ConfigError escape pydantic (it is not a ValueError), so load_settings' 'invalid settings "
-    "in FILE: flow.models.0.recipe: ...' wrapping is skipped: the message names neither the file "
-    "nor the key, unlike every other bad value (load_settings docstring promises both)",
-)
 def test_bad_recipe_error_names_file_and_key(tmp_path):
     path = write(tmp_path, "[[flow.models]]\nname = 'a'\nrecipe = 'nope'\n")
     with pytest.raises(ConfigError) as info:
@@ -242,13 +235,6 @@ def test_bad_recipe_error_names_file_and_key(tmp_path):
     assert "flow.models.0.recipe" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: riverrun/learners/recipes.py build_model calls factory() unguarded: a recipe "
-    "naming a callable that needs arguments ('math:sqrt') makes load_settings raise TypeError "
-    "instead of ConfigError",
-)
 def test_recipe_needing_arguments_is_a_config_error(tmp_path):
     path = write(tmp_path, "[[flow.models]]\nname = 'a'\nrecipe = 'math:sqrt'\n")
     with pytest.raises(ConfigError):

@@ -38,6 +38,8 @@ class ROCAUC:
         self._scale = self.n_bins / (2 * _LOGIT_LIMIT)
 
     def _bin(self, p: float) -> int:
+        if p != p:  # NaN: no information, the middle bin
+            p = 0.5
         if p <= 0.0:
             return 0
         if p >= 1.0:

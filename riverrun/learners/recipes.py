@@ -48,9 +48,17 @@ def build_model(recipe: str) -> base.Estimator:
     module_name, _, attr = recipe.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"cannot load model recipe {recipe!r}: {exc}") from exc
-    model = factory()
+    if not callable(factory):
+        raise ConfigError(f"model recipe {recipe!r} is not callable: it must build a River model")
+    try:
+        model = factory()
+    except Exception as exc:
+        raise ConfigError(
+            f"model recipe {recipe!r} failed when called without arguments: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(model, base.Estimator):
         raise ConfigError(f"model recipe {recipe!r} returned {type(model).__name__}, not a River estimator")
     return model

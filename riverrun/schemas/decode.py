@@ -60,7 +60,7 @@ def dead_letter(kind: str, payload: bytes, origin: Origin, reason: str, error: s
     )
 
 
-_UNION_MEMBERS = {"bool", "int", "float", "str", "none"}
+_UNION_MEMBERS = {"bool", "int", "constrained-int", "float", "str", "none"}
 
 
 def _explain(exc: ValidationError) -> tuple[str, str]:
@@ -84,6 +84,8 @@ def _explain(exc: ValidationError) -> tuple[str, str]:
         if any("finite number" in m for m in msgs):
             reason = "non_finite"
             msg = "NaN and infinity are not allowed"
+        elif len(msgs) > 1 and where == "label":
+            msg = "should be a number, string or boolean"
         elif len(msgs) > 1:
             msg = "should be a number, string, boolean or null"
         else:

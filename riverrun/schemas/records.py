@@ -17,12 +17,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+#: Integers must fit in 64 bits (what consumers in other languages and orjson can hold).
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 #: A feature value: numbers, strings, booleans, or null for "missing".
-FeatureValue = bool | int | float | str | None
+FeatureValue = bool | Int64 | float | str | None
 #: A label: a class (bool, int, str) or a regression target (float).
-LabelValue = bool | int | float | str
+LabelValue = bool | Int64 | float | str
+#: Event time on input: ISO-8601 with an offset, or epoch seconds (numbers above 2e10 are read
+#: as epoch milliseconds, pydantic's rule). Either way it must be timezone-aware.
+InputTime = Annotated[
+    AwareDatetime,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "description": "epoch seconds (above 2e10: milliseconds)"},
+            ]
+        }
+    ),
+]
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -48,7 +63,7 @@ class Event(_Record):
 
     event_id: Id
     entity: Id
-    ts: AwareDatetime
+    ts: InputTime
     features: dict[FeatureName, FeatureValue] = Field(max_length=MAX_FEATURES)
 
 
@@ -57,7 +72,7 @@ class Label(_Record):
 
     event_id: Id
     label: LabelValue
-    ts: AwareDatetime
+    ts: InputTime
 
 
 class Prediction(_Record):

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Literal
 
@@ -35,7 +36,15 @@ FeatureMode = Literal["none", "default"]
 class EntityFeatures:
     """The feature state of one entity (count, last time, a window of numeric values)."""
 
-    __slots__ = ("_names", "_sums", "_window", "count", "last_ts", "window_seconds")
+    __slots__ = (
+        "_names",
+        "_since_resum",
+        "_sums",
+        "_window",
+        "count",
+        "last_ts",
+        "window_seconds",
+    )
 
     def __init__(self, window_seconds: float = 300.0):
         self.window_seconds = window_seconds
@@ -44,6 +53,7 @@ class EntityFeatures:
         self._window: deque[tuple[float, dict[str, float]]] = deque()
         self._sums: dict[str, list[float]] = {}  # name -> [sum, count] over the window
         self._names: dict[str, str] = {}  # feature name -> its rolling-mean name (cached)
+        self._since_resum = 0
 
     def __getstate__(self):
         return {k: getattr(self, k) for k in self.__slots__}
@@ -93,10 +103,24 @@ class EntityFeatures:
                 acc[1] -= 1
                 if acc[1] == 0:
                     del sums[k]
+        # Subtracting evicted values loses precision (1e17 + 1 - 1e17 == 0): re-sum the window
+        # exactly once per window length of updates, O(1) amortized.
+        self._since_resum += 1
+        if self._since_resum >= len(window):
+            self._since_resum = 0
+            sums = self._resum()
         for k in numeric:
             acc = sums[k]
             x[self._mean_name(k)] = acc[0] / acc[1]
         return x
+
+    def _resum(self) -> dict[str, list[float]]:
+        values: dict[str, list[float]] = {}
+        for _, numeric in self._window:
+            for k, v in numeric.items():
+                values.setdefault(k, []).append(v)
+        self._sums = {k: [math.fsum(vs), len(vs)] for k, vs in values.items()}
+        return self._sums
 
 
 def identity_features(event: Event) -> dict:

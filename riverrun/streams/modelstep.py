@@ -23,10 +23,9 @@ runs in the live flow, in replay and in unit tests.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import orjson
 
 from riverrun.learners import OnlineLearner
 from riverrun.schemas import DeadLetter, Origin, dead_letter
@@ -178,7 +177,7 @@ class ModelStep:
             payload = record.event.model_dump_json().encode()
             origin = Origin(partition=record.partition, offset=record.offset)
         else:
-            payload = orjson.dumps(record, default=str)
+            payload = json.dumps(record, default=str).encode()
             origin = Origin()
         message = f"model {self.config.model!r} ({self.config.recipe}) failed: {type(exc).__name__}: {exc}"
         return dead_letter(kind, payload, origin, reason, message)

@@ -88,7 +88,10 @@ class ModelSettings(_Section):
     @field_validator("recipe")
     @classmethod
     def _recipe_builds(cls, recipe: str) -> str:
-        build_model(recipe)  # raises ConfigError with the fix in its message
+        try:
+            build_model(recipe)
+        except ConfigError as exc:  # a ValueError, so the message names the file and key
+            raise ValueError(str(exc)) from exc
         return recipe
 
 
