@@ -56,8 +56,7 @@ def build_model(recipe: str) -> base.Estimator:
         model = factory()
     except Exception as exc:
         raise ConfigError(
-            f"model recipe {recipe!r} failed when called without arguments: "
-            f"{type(exc).__name__}: {exc}"
+            f"model recipe {recipe!r} failed when called without arguments: {type(exc).__name__}: {exc}"
         ) from exc
     if not isinstance(model, base.Estimator):
         raise ConfigError(f"model recipe {recipe!r} returned {type(model).__name__}, not a River estimator")
