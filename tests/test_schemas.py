@@ -391,6 +391,7 @@ EXPECTED_REQUIRED = {
     "label": {"event_id", "label", "ts"},
     "prediction": {"event_id", "entity", "model", "model_version", "y_pred", "proba", "ts", "served_at"},
     "dead-letter": {"payload", "kind", "error", "reason", "at"},
+    "model-event": {"model", "action", "reason", "at"},
 }
 JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
 
@@ -428,7 +429,7 @@ def _check_subschema(node, defs: dict, where: str) -> None:
 def test_export_json_schemas(tmp_path):
     out = tmp_path / "nested" / "schemas"
     paths = export_json_schemas(out)
-    assert len(paths) == 4
+    assert len(paths) == len(EXPECTED_REQUIRED)
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.schema.json" for n in EXPECTED_REQUIRED)
     for path in paths:
         name = path.name.removesuffix(".schema.json")

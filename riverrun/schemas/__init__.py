@@ -8,13 +8,14 @@ from riverrun.schemas.decode import (
     decode_label,
 )
 from riverrun.schemas.export import export_json_schemas
-from riverrun.schemas.records import DeadLetter, Event, Label, Prediction
+from riverrun.schemas.records import DeadLetter, Event, Label, ModelEvent, Prediction
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DeadLetter",
     "Event",
     "Label",
+    "ModelEvent",
     "Origin",
     "Prediction",
     "dead_letter",

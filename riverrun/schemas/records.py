@@ -113,9 +113,50 @@ class DeadLetter(_Record):
     at: datetime
 
 
+ModelAction = Literal[
+    "checkpoint",
+    "rollback",
+    "promotion",
+    "keep",
+    "drift_warning",
+    "concept_drift",
+    "covariate_shift",
+    "prior_shift",
+    "prediction_drift",
+    "challenger_started",
+]
+
+
+class ModelEvent(_Record):
+    """Something the model lifecycle noticed or did, with its evidence.
+
+    ``compared`` maps each candidate (``champion``, ``challenger:<name>``, ``checkpoint:<id>``)
+    to the metrics it was judged on; ``event_time_start``/``end`` bound the labelled window the
+    decision used; ``position`` says where in the stream it happened (labels seen, and the
+    source partition/offset of the label that triggered it).
+    """
+
+    model: Id
+    action: ModelAction
+    from_version: int | None = None
+    to_version: int | None = None
+    checkpoint: str | None = None
+    reason: str
+    detector: str | None = None
+    feature: str | None = None
+    statistic: float | None = None
+    threshold: float | None = None
+    compared: dict[str, dict[str, float]] = Field(default_factory=dict)
+    event_time_start: AwareDatetime | None = None
+    event_time_end: AwareDatetime | None = None
+    position: dict[str, int] = Field(default_factory=dict)
+    at: AwareDatetime
+
+
 RECORDS: dict[str, type[BaseModel]] = {
     "event": Event,
     "label": Label,
     "prediction": Prediction,
     "dead-letter": DeadLetter,
+    "model-event": ModelEvent,
 }
