@@ -29,3 +29,26 @@ class DeliveryError(RiverrunError):
 
 class ServiceUnavailable(RiverrunError):
     """A service (Kafka, Redis) cannot be reached."""
+
+
+class CheckpointError(RiverrunError):
+    """A model checkpoint cannot be stored, found or trusted."""
+
+
+class TamperedCheckpoint(CheckpointError):
+    """A checkpoint failed its integrity check (bad MAC, truncated, garbled, swapped).
+
+    Raised before any byte of the payload is unpickled; the message says why, never the key.
+    """
+
+
+class ForbiddenClass(CheckpointError):
+    """A correctly signed checkpoint names a class outside the unpickling allowlist."""
+
+
+class UnknownVersion(CheckpointError):
+    """The requested model version (or pointer) does not exist in the registry."""
+
+
+class RegistryUnavailable(ServiceUnavailable):
+    """The model registry's store (Redis, a directory) cannot be reached or written."""
