@@ -20,8 +20,13 @@ from riverrun.streams.settings import Settings, load_settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fresh_settings(servers: str, tmp: Path, **flow) -> tuple[Settings, Path]:
-    """Settings with topics unique to this test, written to a TOML file for `riverrun run`."""
+REGISTRY_KEY = "test-registry-key-0123456789abcdef"
+
+
+def fresh_settings(servers: str, tmp: Path, policy: bool = False, **flow) -> tuple[Settings, Path]:
+    """Settings with topics unique to this test, written to a TOML file for `riverrun run`.
+    The lifecycle is off unless ``policy`` (then checkpoints go to ``tmp/registry``, signed
+    with ``REGISTRY_KEY``, which the flow gets from its environment)."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     names = {
         k: f"{prefix}-{k.replace('_', '-')}"
@@ -30,6 +35,8 @@ def fresh_settings(servers: str, tmp: Path, **flow) -> tuple[Settings, Path]:
     lines = ["[kafka]", f'bootstrap_servers = "{servers}"', "[topics]"]
     lines += [f'{k} = "{v}"' for k, v in names.items()]
     lines += ["[flow]"] + [f"{k} = {json.dumps(v)}" for k, v in flow.items()]
+    lines += ["[flow.policy]", f"enabled = {json.dumps(policy)}"]
+    lines += ["[registry]", f'url = "{tmp / "registry"}"']
     lines += ["[recovery]", f'directory = "{tmp / "state"}"', "snapshot_interval_seconds = 1"]
     path = tmp / "riverrun.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -48,6 +55,7 @@ class Flow:
     def start(self) -> Flow:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERRUN_")}
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # the config file says where
+        env["RIVERRUN_REGISTRY__KEY"] = REGISTRY_KEY
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [

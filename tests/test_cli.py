@@ -102,6 +102,7 @@ def test_schemas_export(tmp_path, capsys):
         "dead-letter.schema.json",
         "event.schema.json",
         "label.schema.json",
+        "model-event.schema.json",
         "prediction.schema.json",
     ]
     printed = capsys.readouterr().out.split()
@@ -265,12 +266,12 @@ def test_demo(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "demo"
     assert report["predictions"] == 8000
-    assert set(report["models"]) == {"lr", "hat"}
-    for model in ("lr", "hat"):
+    assert set(report["models"]) == {"lr-policy", "lr-plain"}
+    for model in ("lr-policy", "lr-plain"):
         final = report["models"][model]["final"]
         assert final["n_predicted"] == 4000 and final["n_learned"] == 4000
         assert 0.0 <= final["metrics"]["accuracy"] <= 1.0
-        assert len(report["models"][model]["windows"]) >= 10  # report_every 250
+        assert len(report["models"][model]["windows"]) >= 10  # report_every 200
     assert len(report["dead_letters"]) == 5
     assert sorted(d["reason"] for d in report["dead_letters"]) == [
         "invalid_json",
@@ -279,5 +280,8 @@ def test_demo(tmp_path, capsys):
         "validation",
         "validation",
     ]
-    assert report["stream"]["events"] == 4000 and report["stream"]["drift_at_event"] == 2000
+    assert report["stream"]["events"] == 4000
+    assert [t["event"] for t in report["stream"]["troubles"]] == [1000, 1800, 2000, 2800]
+    assert (out / "registry.key").stat().st_mode & 0o777 == 0o600
+    assert any((out / "registry" / "lr-policy").glob("v*.ckpt"))
     assert_png(out / "metrics.png")

@@ -193,3 +193,35 @@ def test_sigterm_drains_snapshots_and_resumes_without_duplicates(kafka_servers, 
         flow.kill(signal.SIGTERM)
     ids = [json.loads(m.value())["event_id"] for m in reader.messages]
     assert len(ids) == len(set(ids)) == n  # every event once: no loss, no duplicate
+
+
+def test_lifecycle_actions_reach_the_model_events_topic_and_the_registry(kafka_servers, tmp_path):
+    """The scenario through `riverrun run` with the lifecycle on: its promotion and rollback are
+    published to model-events (keyed by model), and its checkpoints are signed in the registry."""
+    from riverrun.registry import open_registry
+    from riverrun.streams.scenarios import Scenario
+    from tests.kafka_harness import REGISTRY_KEY
+
+    scenario = Scenario(n=12_000, drift_at=3000, corrupt_from=6000, corrupt_to=7000, shift_at=9000)
+    rows = list(scenario.rows())
+    events, labels = to_records([(x, y) for x, y, _ in rows], label_delay=timedelta(seconds=50))
+    settings, config = fresh_settings(
+        kafka_servers, tmp_path, policy=True, features="none", max_wait_ms=600_000
+    )
+    publish_stream(settings, events, labels)
+    flow = Flow(config, tmp_path / "flow.log").start()
+    reader = TopicReader(kafka_servers, settings.topics.model_events)
+
+    def acted(messages) -> set[str]:
+        return {json.loads(m.value())["action"] for m in messages}
+
+    try:
+        reader.read_until(lambda m: {"promotion", "rollback"} <= acted(m), 120, flow)
+    finally:
+        flow.kill()
+    assert {"promotion", "rollback", "checkpoint", "concept_drift"} <= acted(reader.messages)
+    assert {m.key() for m in reader.messages} == {b"lr"}
+    registry = open_registry(str(tmp_path / "registry"), REGISTRY_KEY.encode())
+    versions = registry.versions("lr")
+    assert len(versions) >= 3
+    assert registry.load("lr", versions[-1].version).predict_proba_one(rows[0][0])

@@ -27,10 +27,7 @@ def _cmd_demo(args) -> int:
     from riverrun.streams.demo import run_demo
 
     summary = run_demo(
-        args.out,
-        n_events=args.events,
-        label_delay_seconds=args.label_delay,
-        progress=not args.no_progress,
+        args.out, n_events=args.events, label_delay_seconds=args.label_delay, progress=not args.no_progress
     )
     print(
         f"demo: {summary['predictions']} predictions, {summary['dead_letters']} dead letters "
@@ -38,11 +35,31 @@ def _cmd_demo(args) -> int:
     )
     for model, m in summary["final"].items():
         print(
-            f"  {model:>4}: accuracy {m['accuracy']:.4f}  log loss {m['log_loss']:.4f}  "
+            f"  {model:>9}: accuracy {m['accuracy']:.4f}  log loss {m['log_loss']:.4f}  "
             f"ROC AUC {m['roc_auc']:.4f}"
         )
+    for action, version in summary["actions"]:
+        print(f"  lifecycle: {action}" + (f" -> serving v{version}" if version else ""))
     print(f"report: {summary['report']}\nplot:   {summary['plot']}")
+    reg = summary["registry"]
+    print(
+        f"checkpoints: RIVERRUN_REGISTRY__KEY=$(cat {reg.parent}/registry.key) "
+        f"riverrun models list lr-policy --registry {reg}"
+    )
     return 0
+
+
+def _policy(args):
+    """--policy none|default, tuned by -c CONFIG's [flow.policy] when given."""
+    from riverrun.learners.lifecycle import PolicyConfig
+
+    if args.policy == "none":
+        return PolicyConfig(enabled=False)
+    if args.config is not None:
+        from riverrun.streams.settings import load_settings
+
+        return load_settings(args.config).flow.policy.config()
+    return PolicyConfig()
 
 
 def _cmd_replay(args) -> int:
@@ -64,12 +81,16 @@ def _cmd_replay(args) -> int:
         feature_window_seconds=args.feature_window,
         label_ttl_seconds=args.label_ttl,
         progress=not args.no_progress,
+        policy=_policy(args),
     )
     n = result.n_predictions
     print(
         f"replay: {n} predictions in {result.seconds:.1f}s "
         f"({n / max(result.seconds, 1e-9):,.0f}/s), dead letters {dict(result.dead_letters)}"
     )
+    for event in result.model_events:
+        if event.action in ("rollback", "promotion", "concept_drift", "covariate_shift"):
+            print(f"  {event.at:%Y-%m-%d %H:%M:%S} {event.model}: {event.action} {event.reason}")
     for name, _ in models:
         final = result.final(name)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in final.metrics.items() if "rolling" not in k)
@@ -141,6 +162,53 @@ def _cmd_topics(args) -> int:
     return 0
 
 
+def _open_registry(args):
+    from riverrun.registry import open_registry
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    if settings.registry.key is None:
+        raise RiverrunError(
+            "no registry key: set RIVERRUN_REGISTRY__KEY (the key the checkpoints were signed "
+            "with; the demo writes its own to OUT/registry.key)"
+        )
+    url = args.registry or settings.registry.url
+    return open_registry(url, settings.registry.key.get_secret_value().encode())
+
+
+def _cmd_models(args) -> int:
+    import json
+    import pickle
+
+    registry = _open_registry(args)
+    if args.models_command == "list":
+        versions = registry.versions(args.model)
+        if not versions:
+            print(f"no versions of {args.model!r}")
+            return 1
+        print(f"{'version':>7}  {'parent':>6}  {'n_learned':>9}  {'accuracy':>8}  {'created_at':<27} reason")
+        for v in versions:
+            acc = v.metrics.get("accuracy")
+            shown = f"{acc:.4f}" if acc is not None else "-"
+            parent = v.parent if v.parent is not None else "-"
+            print(f"{v.version:>7}  {parent:>6}  {v.n_learned:>9}  {shown:>8}  {v.created_at:<27} {v.reason}")
+    elif args.models_command == "show":
+        print(json.dumps(registry.meta(args.model, args.version).to_dict(), indent=2, default=str))
+    elif args.models_command == "diff":
+        print(json.dumps(registry.diff(args.model, args.v1, args.v2), indent=2, default=str))
+    elif args.models_command == "audit":
+        for record in registry.audit_log(args.model):
+            print(json.dumps(record, default=str))
+    elif args.models_command == "export":
+        model = registry.load(args.model, args.version)  # signature checked, allowlisted
+        args.out.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        print(
+            f"wrote {args.model} v{args.version} ({type(model).__name__}) to {args.out}; "
+            "it is a plain pickle now: load it only where you trust the file"
+        )
+    return 0
+
+
 def _cmd_schemas(args) -> int:
     from riverrun.schemas import export_json_schemas
 
@@ -174,18 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="the whole loop in one process on a drifting stream (no broker)",
-        description="Run a drifting synthetic stream (Agrawal, sudden concept change "
-        "halfway) with delayed labels and a few malformed records through the "
-        "dataflow, models lr and hat side by side. Writes OUT/report.json and "
-        "OUT/metrics.png. No Kafka needed.",
+        description="Run a seeded stream with a sudden concept drift, a stretch of corrupted "
+        "(flipped) labels and a covariate shift, with delayed labels and a few malformed "
+        "records, through the dataflow: lr with the model lifecycle and lr without, side by "
+        "side. Writes OUT/report.json (metrics and every lifecycle action with its "
+        "evidence), OUT/model-events.jsonl and OUT/metrics.png. No Kafka needed.",
     )
     p.add_argument("--out", type=Path, default=Path("riverrun-demo"), help="output directory")
     p.add_argument("--events", type=int, default=20_000, help="stream length (default 20000)")
     p.add_argument(
         "--label-delay",
         type=float,
-        default=120.0,
-        help="seconds of event time between an event and its label (default 120)",
+        default=60.0,
+        help="seconds of event time between an event and its label (default 60)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(fn=_cmd_demo)
@@ -226,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=86_400.0,
         help="seconds of event time an event waits for its label (default 86400)",
     )
+    p.add_argument(
+        "--policy",
+        choices=["none", "default"],
+        default="none",
+        help="model lifecycle: none (River alone, equals progressive_val_score) or default "
+        "(drift detection, checkpoints, challengers, rollback; tuned by -c [flow.policy])",
+    )
+    _add_config(p)
     p.add_argument("--out", type=Path, default=Path("riverrun-replay"), help="output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(fn=_cmd_replay)
@@ -275,6 +352,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(pc)
     pc.set_defaults(fn=_cmd_topics)
+
+    p = sub.add_parser(
+        "models",
+        help="the model registry: versions, metadata, audit, export",
+        description="Read the signed model registry ([registry] url, or "
+        "--registry). Needs RIVERRUN_REGISTRY__KEY, the key the checkpoints were "
+        "signed with; tampered checkpoints are refused.",
+        epilog=EPILOG,
+    )
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    for name, help_text in (
+        ("list", "versions of a model"),
+        ("show", "one version's metadata"),
+        ("diff", "what differs between two versions"),
+        ("audit", "the model's audit log (every lifecycle action)"),
+        ("export", "verify a version and write it as a pickle file"),
+    ):
+        pm = msub.add_parser(name, help=help_text, description=help_text + ".", epilog=EPILOG)
+        _add_config(pm)
+        pm.add_argument("--registry", help="directory or redis:// URL (default: [registry] url)")
+        pm.add_argument("model", help="model name (the flow's [[flow.models]] name)")
+        if name in ("show", "export"):
+            pm.add_argument("version", type=int)
+        if name == "diff":
+            pm.add_argument("v1", type=int)
+            pm.add_argument("v2", type=int)
+        if name == "export":
+            pm.add_argument("out", type=Path, help="output file")
+        pm.set_defaults(fn=_cmd_models)
 
     p = sub.add_parser("schemas", help="data contracts")
     ssub = p.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")

@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from pydantic import BaseModel
 
 from riverrun.errors import DeliveryError
-from riverrun.schemas import DeadLetter, Origin
+from riverrun.schemas import DeadLetter, ModelEvent, Origin
 from riverrun.streams.items import Kind, RawRecord
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,8 @@ class VerifiedProducer:
 def _key_of(record: BaseModel) -> bytes | None:
     if isinstance(record, DeadLetter):
         return record.key.encode() if record.key is not None else None
+    if isinstance(record, ModelEvent):
+        return record.model.encode()
     entity = getattr(record, "entity", None)
     return entity.encode() if entity is not None else None
 
@@ -305,3 +307,46 @@ def read_jsonl(path: str | Path) -> Iterable[bytes]:
     with Path(path).open("rb") as f:
         for line in f:
             yield line.rstrip(b"\r\n")
+
+
+class _RegistryPartition(StatelessSinkPartition):
+    def __init__(self, open_registry_fn: Callable[[], Any]):
+        self._registry = open_registry_fn()
+        self._parents: dict[str, int | None] = {}
+
+    def write_batch(self, items: list) -> None:
+        import pickle
+
+        for item in items:
+            if isinstance(item, ModelEvent):
+                self._registry.audit(item.model, item.model_dump(mode="json", exclude_none=True))
+                continue
+            # A Checkpoint: our own pickle of the champion, made in this process a moment ago.
+            parent = self._parents.get(item.model)
+            if item.model not in self._parents:
+                latest = self._registry.latest(item.model)
+                parent = latest.version if latest else None
+            end = item.event_time_end.isoformat() if item.event_time_end else None
+            meta = self._registry.save(
+                item.model,
+                pickle.loads(item.blob),
+                recipe=item.recipe,
+                parent=parent,
+                n_learned=item.n_learned,
+                metrics=item.metrics,
+                event_time=(None, end),
+                reason=f"{item.id}: {item.reason} (serving v{item.version})",
+            )
+            self._parents[item.model] = meta.version
+
+
+class RegistrySink(DynamicSink):
+    """Persists the lifecycle's checkpoints (signed) and appends its model events to the
+    registry's audit log. ``open_registry_fn`` builds the registry in the worker (no sockets
+    in the flow's definition)."""
+
+    def __init__(self, open_registry_fn: Callable[[], Any]):
+        self.open_registry_fn = open_registry_fn
+
+    def build(self, step_id, worker_index, worker_count):
+        return _RegistryPartition(self.open_registry_fn)

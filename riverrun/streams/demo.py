@@ -1,23 +1,34 @@
 """``riverrun demo``: the whole loop in one process, no broker.
 
-A synthetic Agrawal stream whose concept changes suddenly halfway, labels arriving a fixed time
-after their event, a few malformed records mixed in, two models (``lr`` and ``hat``) learning
-side by side, through the same dataflow as ``riverrun run`` with in-memory sources.
+A seeded stream with three troubles at known places (``riverrun.streams.scenarios``): a sudden
+concept drift, a stretch of corrupted (flipped) labels, and a covariate shift on one feature.
+Labels arrive a fixed time after their event and a few malformed records are mixed in. Two
+copies of ``lr`` learn side by side through the same dataflow as ``riverrun run`` (in-memory
+sources): one with the model lifecycle (drift detection, challengers, checkpoints, rollback,
+promotion), one without. Expected: the policy promotes a challenger after the drift, rolls back
+to the pre-corruption checkpoint after the bad labels, and only alerts and checkpoints on the
+covariate shift.
 """
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
-from riverrun.schemas import DeadLetter
-from riverrun.streams.connectors import CallbackSink, MemorySource
+from riverrun.learners.lifecycle import PolicyConfig
+from riverrun.registry import open_registry
+from riverrun.schemas import DeadLetter, ModelEvent
+from riverrun.streams.connectors import CallbackSink, MemorySource, RegistrySink, to_json
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.items import MetricsPoint
 from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.report import plot_metrics, write_report
-from riverrun.streams.synth import drifting_agrawal, to_records
+from riverrun.streams.report import action_markers, actions_summary, plot_metrics, write_report
+from riverrun.streams.scenarios import Scenario
+from riverrun.streams.synth import to_records
 
 #: Malformed events mixed into the demo stream: they must reach the dead letters, nothing else.
 BAD_EVENTS = [
@@ -32,27 +43,41 @@ BAD_EVENTS = [
 def run_demo(
     out_dir: str | Path = "riverrun-demo",
     n_events: int = 20_000,
-    label_delay_seconds: float = 120.0,
-    models: tuple[tuple[str, str], ...] = (("lr", "lr"), ("hat", "hat")),
+    label_delay_seconds: float = 60.0,
     progress: bool = True,
-    seed: int = 42,
+    seed: int = 7,
 ) -> dict:
-    """Run the demo; write ``report.json`` and ``metrics.png`` into ``out_dir``; return a summary."""
+    """Run the demo; write ``report.json``, ``model-events.jsonl``, ``metrics.png`` and the
+    signed checkpoints (``registry/``, key in ``registry.key``) into ``out_dir``; return a summary."""
     out = Path(out_dir)
-    drift_at = n_events // 2
-    data = drifting_agrawal(n_events, drift_at=drift_at, seed=seed)
-    events, labels = to_records(
-        data, label_delay=timedelta(seconds=label_delay_seconds), n_entities=500, seed=seed
+    out.mkdir(parents=True, exist_ok=True)
+    registry_dir, key = demo_registry(out)
+    scale = n_events / 20_000
+    scenario = Scenario(
+        n=n_events,
+        drift_at=int(5000 * scale),
+        corrupt_from=int(9000 * scale),
+        corrupt_to=int(10_000 * scale),
+        shift_at=int(14_000 * scale),
+        seed=seed,
     )
-    drift_time = events[drift_at].ts
+    rows = list(scenario.rows())
+    events, labels = to_records(
+        [(x, published) for x, published, _ in rows],
+        label_delay=timedelta(seconds=label_delay_seconds),
+        n_entities=500,
+        seed=seed,
+    )
     stream: list = list(events)
     step = max(1, len(stream) // (len(BAD_EVENTS) + 1))
     for k, bad in enumerate(BAD_EVENTS, start=1):
         stream.insert(k * step, bad)
 
     points: list[MetricsPoint] = []
+    model_events: list[ModelEvent] = []
     dead: list[DeadLetter] = []
     n_predictions = 0
+    models = (("lr-policy", PolicyConfig()), ("lr-plain", PolicyConfig(enabled=False)))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -69,18 +94,24 @@ def run_demo(
         steps=tuple(
             StepConfig(
                 model=name,
-                recipe=recipe,
-                report_every=250,
+                recipe="lr",
+                report_every=200,
                 metrics_window=500,
                 served_at_event_time=True,
+                policy=policy,
             )
-            for name, recipe in models
+            for name, policy in models
         ),
-        features="default",
-        feature_window_seconds=600.0,
+        features="none",
         finite=True,
     )
-    sinks = FlowSinks(CallbackSink(on_predictions), CallbackSink(dead.extend), CallbackSink(points.extend))
+    sinks = FlowSinks(
+        CallbackSink(on_predictions),
+        CallbackSink(dead.extend),
+        CallbackSink(points.extend),
+        CallbackSink(model_events.extend),
+        RegistrySink(partial(open_registry, str(registry_dir), key)),
+    )
     flow = build_dataflow(spec, MemorySource(stream, "event"), MemorySource(labels, "label"), sinks)
     start = time.perf_counter()
     run_in_process(flow)
@@ -88,28 +119,37 @@ def run_demo(
     if bar is not None:
         bar.close()
 
+    truth = [(events[i].ts, text) for i, text in scenario.markers()]
+    (out / "model-events.jsonl").write_bytes(b"".join(to_json(e) + b"\n" for e in model_events))
     report = write_report(
         out,
         points,
         mode="demo",
         stream={
-            "generator": "Agrawal(0) -> Agrawal(2)",
+            "generator": "riverrun.streams.scenarios.Scenario",
             "events": len(events),
-            "drift_at_event": drift_at,
-            "drift_time": drift_time.isoformat(),
+            "troubles": [
+                {"event": i, "what": text, "time": events[i].ts.isoformat()} for i, text in scenario.markers()
+            ],
             "label_delay_seconds": label_delay_seconds,
         },
         predictions=n_predictions,
         dead_letters=[{"reason": d.reason, "error": d.error} for d in dead],
+        actions=actions_summary(model_events),
         seconds=round(seconds, 3),
     )
     plot = plot_metrics(
         points,
         out / "metrics.png",
-        markers=[(drift_time, "concept drift")],
-        title="riverrun demo: rolling accuracy (Agrawal, sudden drift)",
+        markers=truth + action_markers(model_events),
+        title="riverrun demo: rolling accuracy, lr with and without the lifecycle",
     )
     finals = {p.model: p.metrics for p in points if p.final}
+    actions = [
+        (e.action, e.to_version)
+        for e in model_events
+        if e.action in ("rollback", "promotion", "covariate_shift")
+    ]
     return {
         "report": report,
         "plot": plot,
@@ -117,4 +157,19 @@ def run_demo(
         "final": finals,
         "predictions": n_predictions,
         "dead_letters": len(dead),
+        "actions": actions,
+        "registry": registry_dir,
     }
+
+
+def demo_registry(out: Path) -> tuple[Path, bytes]:
+    """A fresh registry directory for this run and its signing key (random, kept in
+    ``OUT/registry.key`` with mode 0600, so ``riverrun models`` can read the checkpoints)."""
+    registry_dir = out / "registry"
+    if registry_dir.exists():
+        shutil.rmtree(registry_dir)
+    key = secrets.token_hex(32).encode()
+    key_file = out / "registry.key"
+    key_file.write_bytes(key)
+    key_file.chmod(0o600)
+    return registry_dir, key

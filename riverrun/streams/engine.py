@@ -33,7 +33,8 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
-from riverrun.schemas import DeadLetter, Event, Label, Origin, decode_event, decode_label
+from riverrun.learners.lifecycle import Checkpoint
+from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, Origin, decode_event, decode_label
 from riverrun.streams.features import EntityFeatures, FeatureMode
 from riverrun.streams.items import (
     FeaturedEvent,
@@ -66,7 +67,9 @@ class FlowSpec:
 class FlowSinks:
     predictions: Sink
     dead_letters: Sink
-    metrics: Sink | None = None
+    metrics: Sink | None = None  # MetricsPoint (None: logged)
+    model_events: Sink | None = None  # ModelEvent (None: logged)
+    registry: Sink | None = None  # checkpoints to persist and model events to audit (None: not kept)
 
 
 # -- stateless steps ---------------------------------------------------------------------------
@@ -240,11 +243,24 @@ def build_dataflow(
     rest = op.branch("is_dead_letter", is_prediction.falses, lambda o: isinstance(o, DeadLetter))
     dead = op.merge("dead_letters", bad_records, rest.trues)
     op.output("dead_letters_out", dead, sinks.dead_letters)
-    points = op.filter("metrics_points", rest.falses, lambda o: isinstance(o, MetricsPoint))
+    is_point = op.branch("is_metrics_point", rest.falses, lambda o: isinstance(o, MetricsPoint))
     if sinks.metrics is not None:
-        op.output("metrics_out", points, sinks.metrics)
+        op.output("metrics_out", is_point.trues, sinks.metrics)
     else:
-        op.inspect("metrics_log", points, lambda _step, p: log.info("metrics %s", p.to_dict()))
+        op.inspect("metrics_log", is_point.trues, lambda _s, p: log.info("metrics %s", p.to_dict()))
+    is_event = op.branch("is_model_event", is_point.falses, lambda o: isinstance(o, ModelEvent))
+    if sinks.model_events is not None:
+        op.output("model_events_out", is_event.trues, sinks.model_events)
+    else:
+        op.inspect(
+            "model_events_log",
+            is_event.trues,
+            lambda _s, e: log.warning("model event %s", e.model_dump_json()),
+        )
+    checkpoints = op.filter("checkpoints", is_event.falses, lambda o: isinstance(o, Checkpoint))
+    if sinks.registry is not None:
+        to_registry = op.merge("to_registry", checkpoints, is_event.trues)
+        op.output("registry_out", to_registry, sinks.registry)
     return flow
 
 

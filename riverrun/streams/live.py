@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from bytewax.dataflow import Dataflow
 
-from riverrun.streams.connectors import KafkaRecordSink, StoppableSource, StopSignal
+from riverrun.errors import ConfigError
+from riverrun.registry import open_registry
+from riverrun.streams.connectors import KafkaRecordSink, RegistrySink, StoppableSource, StopSignal
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
 from riverrun.streams.kafka import kafka_source, partitions_of, require_topics
 from riverrun.streams.modelstep import StepConfig
@@ -31,6 +34,7 @@ def flow_spec(
                 label_ttl_seconds=f.label_ttl_seconds,
                 metrics_window=f.metrics_window,
                 report_every=f.report_every,
+                policy=f.policy.config(),
             )
             for m in f.models
         ),
@@ -44,13 +48,30 @@ def flow_spec(
     )
 
 
+def registry_sink(settings: Settings) -> RegistrySink | None:
+    """Where the lifecycle's checkpoints and audit records go; checked now (fail fast)."""
+    if not settings.flow.policy.enabled:
+        return None
+    if settings.registry.key is None:
+        raise ConfigError(
+            "the model lifecycle signs its checkpoints: set RIVERRUN_REGISTRY__KEY (16+ bytes, "
+            "e.g. `openssl rand -hex 32`), or turn it off with [flow.policy] enabled = false"
+        )
+    url, key = settings.registry.url, settings.registry.key.get_secret_value().encode()
+    open_registry(url, key).versions(settings.flow.models[0].name)  # reachable, key accepted
+    return RegistrySink(partial(open_registry, url, key))
+
+
 def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataflow:
-    """Kafka events + labels in, predictions and dead letters out; ``stop`` ends the inputs."""
+    """Kafka events + labels in, predictions, dead letters and model events out; ``stop``
+    ends the inputs."""
     conf = settings.kafka.client_config()
     t = settings.topics
     sinks = FlowSinks(
         predictions=KafkaRecordSink(conf, t.predictions),
         dead_letters=KafkaRecordSink(conf, t.dead_letter),
+        model_events=KafkaRecordSink(conf, t.model_events),
+        registry=registry_sink(settings),
     )
     spec = flow_spec(
         settings,
@@ -71,7 +92,7 @@ def run_live(
 ) -> None:
     """Check the broker and topics (fail fast), then run until stopped."""
     t = settings.topics
-    require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter])
+    require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter, t.model_events])
     r = settings.recovery
     log.info(
         "riverrun run: brokers=%s models=%s features=%s recovery=%s",

@@ -24,10 +24,11 @@ runs in the live flow, in replay and in unit tests.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from riverrun.learners import OnlineLearner
+from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
 from riverrun.schemas import DeadLetter, Origin, dead_letter
 from riverrun.streams.items import FeaturedEvent, MetricsPoint, ServedPrediction, SourcedLabel
 from riverrun.streams.join import LabelJoin
@@ -43,6 +44,8 @@ class StepConfig:
     metrics_window: int = 1000
     report_every: int = 1000  # emit a MetricsPoint every N learned labels
     served_at_event_time: bool = False  # replay: stamp served_at with event time (reproducible)
+    # drift detection and the model lifecycle (off: River alone, as progressive_val_score)
+    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(enabled=False))
 
 
 def class_key(label) -> str:
@@ -57,7 +60,7 @@ class ModelStep:
 
     def __init__(self, config: StepConfig):
         self.config = config
-        self.learner = OnlineLearner(config.model, config.recipe, config.metrics_window)
+        self.lifecycle = ModelLifecycle(config.model, config.recipe, config.policy, config.metrics_window)
         self.join = LabelJoin(config.label_ttl_seconds)
         self.n_duplicate_events = 0
         self.n_model_errors = 0
@@ -104,9 +107,14 @@ class ModelStep:
             self._expire(ts)
             self._on_label(item, ts, out)
 
+    @property
+    def learner(self) -> OnlineLearner:
+        """The serving model (the lifecycle's champion)."""
+        return self.lifecycle.champion
+
     def _expire(self, ts: float) -> None:
         for event_id in self.join.expire(ts):
-            self.learner.forget(event_id)
+            self.lifecycle.forget(event_id)
 
     def _on_event(self, item: FeaturedEvent, ts: float, out: list) -> None:
         event = item.event
@@ -116,7 +124,7 @@ class ModelStep:
             out.append(self._duplicate(item))
             return
         try:
-            served = self.learner.predict(event.event_id, item.x)
+            served = self.lifecycle.predict(event.event_id, item.x, event.ts)
         except Exception as exc:
             self.n_model_errors += 1
             out.append(self._rejected(item, "event", "model_error", exc))
@@ -134,25 +142,27 @@ class ModelStep:
                 event.ts if self.config.served_at_event_time else datetime.now(UTC),
             )
         )
+        out.extend(self.lifecycle.drain())
         early = self.join.take_early_label(event.event_id)
         if early is None:
             self.join.add_event(event.event_id, ts, item.x)
         else:
-            self._learn(event.event_id, item.x, early[0], out)
+            self._learn(event.event_id, item.x, early[0], out, event.ts, item.partition, item.offset)
 
     def _on_label(self, item: SourcedLabel, ts: float, out: list) -> None:
         label = item.label
         self.last_ts = label.ts
         x = self.join.match_label(label.event_id, ts, label.label)
         if x is not None:
-            self._learn(label.event_id, x, label.label, out)
+            self._learn(label.event_id, x, label.label, out, label.ts, item.partition, item.offset)
 
-    def _learn(self, event_id: str, x: dict, y, out: list) -> None:
+    def _learn(self, event_id: str, x: dict, y, out: list, ts: datetime, partition: int, offset: int) -> None:
         try:
-            self.learner.learn(event_id, x, y)
+            position = {"partition": partition, "offset": offset}
+            out.extend(self.lifecycle.learn(event_id, x, y, ts, position))
         except Exception as exc:
             self.n_model_errors += 1
-            self.learner.forget(event_id)
+            self.lifecycle.forget(event_id)
             label = {"event_id": event_id, "label": y}
             out.append(self._rejected(label, "label", "model_error", exc))
             return

@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from riverrun.schemas import DeadLetter
+from bytewax.outputs import Sink
+
+from riverrun.learners.lifecycle import PolicyConfig
+from riverrun.schemas import DeadLetter, ModelEvent
 from riverrun.streams.connectors import CallbackSink, JsonLinesSink, JsonLinesSource, to_json
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.features import FeatureMode
 from riverrun.streams.items import MetricsPoint
 from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.report import plot_metrics, write_report
+from riverrun.streams.report import action_markers, actions_summary, plot_metrics, write_report
 
 
 @dataclass
@@ -26,6 +29,7 @@ class ReplayResult:
     points: list[MetricsPoint] = field(default_factory=list)
     n_predictions: int = 0
     dead_letters: collections.Counter = field(default_factory=collections.Counter)
+    model_events: list[ModelEvent] = field(default_factory=list)
     seconds: float = 0.0
 
     def final(self, model: str) -> MetricsPoint:
@@ -49,11 +53,15 @@ def replay(
     report_every: int = 1000,
     progress: bool = False,
     plot: bool = True,
+    policy: PolicyConfig | None = None,
+    registry: Sink | None = None,
 ) -> ReplayResult:
     """Replay ``events`` and ``labels`` (JSON Lines) through ``models`` [(name, recipe)].
 
     Writes ``predictions.jsonl`` (one per event and model, in event order), ``dead-letter.jsonl``,
-    ``report.json`` and ``metrics.png`` into ``out_dir``.
+    ``report.json`` and ``metrics.png`` into ``out_dir``. ``policy`` turns the model lifecycle on
+    (its actions are listed in the report, marked on the plot, and in ``model-events.jsonl``);
+    ``registry`` (a ``RegistrySink``) persists its checkpoints and audits its events.
     """
     events, labels, out = Path(events), Path(labels), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,6 +74,7 @@ def replay(
                 metrics_window=metrics_window,
                 report_every=report_every,
                 served_at_event_time=True,
+                policy=policy or PolicyConfig(enabled=False),
             )
             for name, recipe in models
         ),
@@ -96,6 +105,8 @@ def replay(
         predictions=CallbackSink(on_predictions),
         dead_letters=CallbackSink(on_dead),
         metrics=CallbackSink(result.points.extend),
+        model_events=CallbackSink(result.model_events.extend),
+        registry=registry,
     )
     flow = build_dataflow(spec, JsonLinesSource(events, "event"), JsonLinesSource(labels, "label"), sinks)
     start = time.perf_counter()
@@ -108,6 +119,8 @@ def replay(
     result.seconds = time.perf_counter() - start
     with (out / "dead-letter.jsonl").open("wb") as f:
         f.write(b"".join(to_json(d) + b"\n" for d in dead_sink_batch))
+    with (out / "model-events.jsonl").open("wb") as f:
+        f.write(b"".join(to_json(e) + b"\n" for e in result.model_events))
     write_report(
         out,
         result.points,
@@ -117,9 +130,15 @@ def replay(
         predictions=result.n_predictions,
         dead_letters=dict(result.dead_letters),
         seconds=round(result.seconds, 3),
+        actions=actions_summary(result.model_events),
     )
     if plot:
-        plot_metrics(result.points, out / "metrics.png", title=f"replay of {events.name}")
+        plot_metrics(
+            result.points,
+            out / "metrics.png",
+            title=f"replay of {events.name}",
+            markers=action_markers(result.model_events),
+        )
     return result
 
 

@@ -22,6 +22,49 @@ def summarize(points: list[MetricsPoint]) -> dict[str, Any]:
     return models
 
 
+#: Actions worth a line on the plot (periodic checkpoints would crowd it).
+MARKED_ACTIONS = (
+    "concept_drift",
+    "rollback",
+    "promotion",
+    "covariate_shift",
+    "prior_shift",
+    "prediction_drift",
+)
+
+
+MARKER_COLORS = {
+    "rollback": "darkorange",
+    "promotion": "green",
+    "shift": "purple",
+    "drift": "crimson",
+    "corrupt": "grey",
+    "fixed": "grey",
+}
+
+
+def actions_summary(events: list) -> list[dict]:
+    """Every model event except periodic checkpoints, with its evidence, in order."""
+    return [
+        e.model_dump(mode="json", exclude_none=True)
+        for e in events
+        if not (e.action == "checkpoint" and e.reason == "periodic")
+    ]
+
+
+def action_markers(events: list) -> list[tuple[datetime, str]]:
+    markers = []
+    for e in events:
+        if e.action in MARKED_ACTIONS and e.at is not None:
+            what = e.action.replace("_", " ")
+            if e.feature:
+                what += f" ({e.feature})"
+            if e.to_version is not None and e.action in ("rollback", "promotion"):
+                what += f" -> v{e.to_version}"
+            markers.append((e.at, f"{e.model}: {what}"))
+    return markers
+
+
 def write_report(out_dir: Path, points: list[MetricsPoint], **extra: Any) -> Path:
     """Write ``report.json``; ``extra`` adds top-level fields (inputs, timing, dead letters)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -53,16 +96,17 @@ def plot_metrics(
         ys = [w["metrics"][metric] for w in series]
         ax.plot(xs, ys, label=model, linewidth=1.6)
     for when, text in markers or []:
-        ax.axvline(when, color="crimson", linestyle="--", linewidth=1)
+        color = next((c for word, c in MARKER_COLORS.items() if word in text), "crimson")
+        ax.axvline(when, color=color, linestyle="--", linewidth=1)
         ax.annotate(
             text,
-            (when, 1.0),
+            (when, 0.02),
             xycoords=("data", "axes fraction"),
             rotation=90,
-            va="top",
+            va="bottom",
             ha="right",
-            fontsize=8,
-            color="crimson",
+            fontsize=7,
+            color=color,
         )
     ax.set_xlabel("event time")
     ax.set_ylabel(metric.replace("_", " "))

@@ -95,6 +95,54 @@ class ModelSettings(_Section):
         return recipe
 
 
+class PolicySettings(_Section):
+    """The model lifecycle (see ``riverrun.learners.lifecycle.PolicyConfig``)."""
+
+    enabled: bool = True
+    challengers: list[str] = Field(default_factory=list, description="recipes run in shadow")
+    fresh_challenger: bool = True
+    concept_detector: Literal["adwin", "hddm_a", "kswin"] = "adwin"
+    checkpoint_every: int = Field(2000, ge=1)
+    keep_checkpoints: int = Field(3, ge=1)
+    decision_window: int = Field(300, ge=10)
+    min_decision: int = Field(30, ge=1)
+    z: float = Field(3.0, ge=0)
+    min_improvement: float = Field(0.02, ge=0)
+    cooldown: int = Field(500, ge=0)
+    max_actions: int = Field(3, ge=1)
+    action_window: int = Field(20_000, ge=1)
+    covariate: bool = True
+    prior: bool = True
+    reference_size: int = Field(500, ge=10)
+    monitor_window: int = Field(500, ge=10)
+    monitor_every: int = Field(5, ge=1)
+
+    @field_validator("challengers")
+    @classmethod
+    def _challengers_build(cls, recipes: list[str]) -> list[str]:
+        for recipe in recipes:
+            try:
+                build_model(recipe)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return recipes
+
+    def config(self):
+        from riverrun.learners.lifecycle import PolicyConfig
+
+        fields = self.model_dump()
+        fields["challengers"] = tuple(fields["challengers"])
+        return PolicyConfig(**fields)
+
+
+class RegistrySettings(_Section):
+    """Where checkpoints go: a directory, or a redis:// / rediss:// URL; blobs are HMAC-signed
+    with ``key`` (at least 16 bytes; set it with RIVERRUN_REGISTRY__KEY, never in a file)."""
+
+    url: str = "riverrun-registry"
+    key: SecretStr | None = None
+
+
 class FlowSettings(_Section):
     """What the dataflow computes."""
 
@@ -107,6 +155,7 @@ class FlowSettings(_Section):
     report_every: int = Field(1000, ge=1)
     max_payload_bytes: int = Field(64 * 1024, ge=64)
     batch_size: int = Field(1000, ge=1)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("models")
     @classmethod
@@ -138,6 +187,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     flow: FlowSettings = Field(default_factory=FlowSettings)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     workers: int = Field(1, ge=1)
 

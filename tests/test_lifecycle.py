@@ -1,0 +1,161 @@
+"""The model lifecycle on the seeded scenario: promotion after a concept drift, rollback to the
+pre-corruption checkpoint after flipped labels, alert-and-checkpoint (never rollback) on a
+covariate shift; pinned action positions, caps, exact rollbacks, pickling, registry audit."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import pytest
+
+from riverrun.learners.lifecycle import Checkpoint, ModelLifecycle, PolicyConfig
+from riverrun.registry import open_registry
+from riverrun.schemas import ModelEvent
+from riverrun.streams.connectors import RegistrySink
+from riverrun.streams.replay import replay
+from riverrun.streams.scenarios import Scenario
+from riverrun.streams.synth import to_records
+from tests.oracle import write_jsonl
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+SCENARIO = Scenario()
+DELAY = 50
+
+
+def run(rows, config: PolicyConfig, until: int | None = None):
+    """Predict each event, learn its published label DELAY events later; return the
+    lifecycle, its outputs as (event index, item), and accuracy against the truth."""
+    lc = ModelLifecycle("m", "lr", config)
+    pending: deque = deque()
+    outputs, correct = [], 0
+    for i, (x, published, truth) in enumerate(rows[:until]):
+        ts = T0 + timedelta(seconds=i)
+        while pending and pending[0][0] <= i - DELAY:
+            j, xo, yo = pending.popleft()
+            outputs += [(i, o) for o in lc.learn(str(j), xo, yo, ts)]
+        served = lc.predict(str(i), x, ts)
+        outputs += [(i, o) for o in lc.drain()]
+        correct += served.y_pred == truth
+        pending.append((i, x, published))
+    return lc, outputs, correct / len(rows[:until])
+
+
+@pytest.fixture(scope="module")
+def scenario_run():
+    return run(list(SCENARIO.rows()), PolicyConfig())
+
+
+def actions(outputs, *names):
+    return [(i, o) for i, o in outputs if isinstance(o, ModelEvent) and o.action in names]
+
+
+def test_drift_promotes_corruption_rolls_back_shift_only_alerts(scenario_run):
+    lc, outputs, _ = scenario_run
+    acted = actions(outputs, "promotion", "rollback")
+    # Golden positions (event index when the action happened), seeded: a change here is a
+    # change of behaviour.
+    assert [(i, o.action) for i, o in acted] == [
+        (5208, "promotion"),
+        (9109, "rollback"),
+        (10130, "rollback"),
+    ]
+    promotion = acted[0][1]
+    assert promotion.compared["challenger:fresh"]["accuracy"] > promotion.compared["champion"]["accuracy"]
+    assert (promotion.from_version, promotion.to_version) == (1, 2)
+    # After the labels are fixed, the rollback goes to a checkpoint taken before they broke.
+    final_rollback = acted[-1][1]
+    target = final_rollback.checkpoint
+    saved = {o.id: o for _, o in outputs if isinstance(o, Checkpoint)}
+    assert saved[target].event_time_end < T0 + timedelta(seconds=SCENARIO.corrupt_from)
+    assert final_rollback.to_version == lc.version == 4
+    # The covariate shift: alert with evidence, a checkpoint, and no rollback or promotion.
+    shifts = actions(outputs, "covariate_shift")
+    assert shifts and all(o.feature == "x3" for _, o in shifts)
+    first_shift = shifts[0][0]
+    assert SCENARIO.shift_at < first_shift < SCENARIO.shift_at + 1500
+    assert not [i for i, _ in acted if i >= SCENARIO.shift_at]
+    assert any(isinstance(o, Checkpoint) and o.reason == "covariate_shift" for _, o in outputs)
+
+
+def test_the_policy_beats_no_policy_on_the_scenario(scenario_run):
+    _, _, with_policy = scenario_run
+    _, _, without = run(list(SCENARIO.rows()), PolicyConfig(enabled=False))
+    assert with_policy > without + 0.01
+
+
+def test_rollback_restores_the_checkpoint_exactly():
+    rows = list(SCENARIO.rows())
+    # Stop right after the event at which the first rollback happens: one label is learned per
+    # event, so the champion is then exactly the checkpoint it rolled back to.
+    lc, outputs, _ = run(rows, PolicyConfig(), until=9110)
+    ((at, rollback),) = actions(outputs, "rollback")
+    assert at == 9109 and lc.version == rollback.to_version == 3
+    ckpt = next(o for _, o in outputs if isinstance(o, Checkpoint) and o.id == rollback.checkpoint)
+    restored = pickle.loads(ckpt.blob)
+    probe = [x for x, _, _ in rows[-300:]]
+    assert [lc.champion.model.predict_proba_one(x) for x in probe] == [
+        restored.predict_proba_one(x) for x in probe
+    ]
+
+
+def test_action_cap_turns_actions_into_keeps():
+    _, outputs, _ = run(list(SCENARIO.rows()), PolicyConfig(max_actions=1))
+    acted = actions(outputs, "promotion", "rollback")
+    assert [o.action for _, o in acted] == ["promotion"]
+    capped = [o for _, o in actions(outputs, "keep") if o.reason == "action cap reached"]
+    assert capped
+
+
+def test_pickled_lifecycle_continues_identically():
+    rows = list(SCENARIO.rows())[:6000]
+    lc, _, _ = run(rows, PolicyConfig(), until=5100)
+    clone = pickle.loads(pickle.dumps(lc))
+    for i, (x, y, _) in enumerate(rows[5100:], start=5100):
+        ts = T0 + timedelta(seconds=i)
+        a = [o.action for o in lc.learn(str(i), x, y, ts) if isinstance(o, ModelEvent)]
+        b = [o.action for o in clone.learn(str(i), x, y, ts) if isinstance(o, ModelEvent)]
+        assert a == b
+    assert lc.version == clone.version
+    assert lc.champion.metrics() == clone.champion.metrics()
+
+
+def test_policy_off_emits_nothing():
+    _, outputs, _ = run(list(SCENARIO.rows())[:3000], PolicyConfig(enabled=False))
+    assert outputs == []
+
+
+def test_replay_with_policy_reports_and_registers(tmp_path):
+    scenario = Scenario(n=12_000, drift_at=3000, corrupt_from=6000, corrupt_to=7000, shift_at=9000)
+    rows = list(scenario.rows())
+    events, labels = to_records([(x, y) for x, y, _ in rows], label_delay=timedelta(seconds=50))
+    key = b"k" * 32
+    registry_dir = tmp_path / "registry"
+    result = replay(
+        write_jsonl(tmp_path / "e.jsonl", events),
+        write_jsonl(tmp_path / "l.jsonl", labels),
+        tmp_path / "out",
+        models=[("lr", "lr")],
+        features="none",
+        policy=PolicyConfig(),
+        registry=RegistrySink(partial(open_registry, str(registry_dir), key)),
+    )
+    done = [e.action for e in result.model_events if e.action in ("promotion", "rollback")]
+    assert "promotion" in done and "rollback" in done
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [a["action"] for a in report["actions"] if a["action"] in ("promotion", "rollback")] == done
+    assert all(a.get("reason") for a in report["actions"])
+    lines = (tmp_path / "out" / "model-events.jsonl").read_text().splitlines()
+    assert len(lines) == len(result.model_events)
+    registry = open_registry(str(registry_dir), key)
+    versions = registry.versions("lr")
+    checkpoints = [e for e in result.model_events if e.action == "checkpoint"]
+    assert len(versions) == len(checkpoints) >= 3
+    assert [v.parent for v in versions] == [None, *[v.version for v in versions[:-1]]]
+    audited = [r["action"] for r in registry.audit_log("lr") if r.get("model") == "lr"]
+    assert [e.action for e in result.model_events] == [a for a in audited if a not in ("save",)]
+    restored = registry.load("lr", versions[-1].version)
+    assert restored.predict_proba_one(rows[0][0])  # a working River model
