@@ -243,6 +243,10 @@ class ModelLifecycle:
                 out += self._decide(ev)
                 self._evaluation = None
         else:
+            if "fresh" in self.challengers and (
+                self.n_labels - self._fresh_since > self.config.decision_window
+            ):
+                del self.challengers["fresh"]  # a warning no drift followed: stop paying for it
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.config.checkpoint_every and not cooling:
                 out += self.checkpoint("periodic")
