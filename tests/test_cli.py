@@ -99,6 +99,7 @@ def test_schemas_export(tmp_path, capsys):
     assert main(["schemas", "export", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "control.schema.json",
         "dead-letter.schema.json",
         "event.schema.json",
         "label.schema.json",

@@ -392,6 +392,7 @@ EXPECTED_REQUIRED = {
     "prediction": {"event_id", "entity", "model", "model_version", "y_pred", "proba", "ts", "served_at"},
     "dead-letter": {"payload", "kind", "error", "reason", "at"},
     "model-event": {"model", "action", "reason", "at"},
+    "control": {"model", "command", "ts"},
 }
 JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
 

@@ -383,14 +383,30 @@ class ModelLifecycle:
         event = self._event("checkpoint", reason=reason, checkpoint=ckpt.id, to_version=self.version)
         return [ckpt, event]
 
-    def rollback_to(self, checkpoint_blob: bytes, reason: str) -> list[ModelEvent]:
-        """An operator's rollback (through the control topic): serve ``checkpoint_blob``."""
+    def rollback_to(
+        self,
+        checkpoint_blob: bytes,
+        reason: str,
+        checkpoint: str | None = None,
+        ts: datetime | None = None,
+    ) -> list[ModelEvent | Checkpoint]:
+        """An operator's rollback (through the control topic): save the champion, then serve
+        ``checkpoint_blob`` (pickle bytes of a model the registry already verified)."""
+        if ts is not None:
+            self.last_ts = ts
+        out: list[ModelEvent | Checkpoint] = self.checkpoint("before operator rollback")
         before = self.version
         self.champion.model = pickle.loads(checkpoint_blob)
         self.champion.version += 1
         self.concept = ConceptDriftDetector(self.config.concept_detector)
+        self._evaluation = None
         self._cooldown_until = self.n_labels + self.config.cooldown
-        return [self._event("rollback", reason=reason, from_version=before, to_version=self.version)]
+        out.append(
+            self._event(
+                "rollback", reason=reason, from_version=before, to_version=self.version, checkpoint=checkpoint
+            )
+        )
+        return out
 
     # -- events --------------------------------------------------------------------------------
 

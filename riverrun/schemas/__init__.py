@@ -4,14 +4,16 @@ from riverrun.schemas.decode import (
     DEFAULT_MAX_BYTES,
     Origin,
     dead_letter,
+    decode_control,
     decode_event,
     decode_label,
 )
 from riverrun.schemas.export import export_json_schemas
-from riverrun.schemas.records import DeadLetter, Event, Label, ModelEvent, Prediction
+from riverrun.schemas.records import Control, DeadLetter, Event, Label, ModelEvent, Prediction
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "Control",
     "DeadLetter",
     "Event",
     "Label",
@@ -19,6 +21,7 @@ __all__ = [
     "Origin",
     "Prediction",
     "dead_letter",
+    "decode_control",
     "decode_event",
     "decode_label",
     "export_json_schemas",

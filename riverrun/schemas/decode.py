@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from riverrun.schemas.records import DeadLetter, Event, Label
+from riverrun.schemas.records import Control, DeadLetter, Event, Label
 
 #: Default largest accepted payload, in bytes.
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -123,3 +123,10 @@ def decode_label(
 ) -> Label | DeadLetter:
     """Validate a label payload (JSON bytes)."""
     return _decode(Label, "label", payload, origin, max_bytes)
+
+
+def decode_control(
+    payload: bytes, origin: Origin = _NOWHERE, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Control | DeadLetter:
+    """Validate an operator command (JSON bytes)."""
+    return _decode(Control, "control", payload, origin, max_bytes)

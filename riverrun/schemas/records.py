@@ -103,7 +103,7 @@ class DeadLetter(_Record):
 
     payload: str
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
-    kind: Literal["event", "label"]
+    kind: Literal["event", "label", "control"]
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
@@ -153,10 +153,25 @@ class ModelEvent(_Record):
     at: AwareDatetime
 
 
+class Control(_Record):
+    """An operator's command to a running flow, on the ``control`` topic (key: the model).
+
+    ``rollback`` serves registry ``version`` of ``model``; ``checkpoint`` saves the champion now.
+    ``ts`` places the command in event time: it takes effect in order with the stream.
+    """
+
+    model: Id
+    command: Literal["rollback", "checkpoint"]
+    version: int | None = Field(None, ge=1)
+    ts: InputTime
+    reason: str = Field("operator request", max_length=1000)
+
+
 RECORDS: dict[str, type[BaseModel]] = {
     "event": Event,
     "label": Label,
     "prediction": Prediction,
     "dead-letter": DeadLetter,
     "model-event": ModelEvent,
+    "control": Control,
 }

@@ -199,6 +199,8 @@ def _cmd_models(args) -> int:
     elif args.models_command == "audit":
         for record in registry.audit_log(args.model):
             print(json.dumps(record, default=str))
+    elif args.models_command in ("rollback", "checkpoint"):
+        return _send_control(args, registry)
     elif args.models_command == "export":
         model = registry.load(args.model, args.version)  # signature checked, allowlisted
         args.out.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
@@ -206,6 +208,34 @@ def _cmd_models(args) -> int:
             f"wrote {args.model} v{args.version} ({type(model).__name__}) to {args.out}; "
             "it is a plain pickle now: load it only where you trust the file"
         )
+    return 0
+
+
+def _send_control(args, registry) -> int:
+    """Publish an operator command to the running flow's control topic (acknowledged)."""
+    from datetime import UTC, datetime
+
+    from riverrun.schemas import Control
+    from riverrun.streams.connectors import VerifiedProducer
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    version = getattr(args, "version", None)
+    if version is not None:
+        registry.load(args.model, version)  # refuse now what the flow would refuse
+    at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
+    command = Control(
+        model=args.model, command=args.models_command, version=version, ts=at, reason=args.reason
+    )
+    producer = VerifiedProducer(settings.kafka.client_config())
+    producer.produce(settings.topics.control, command.model_dump_json().encode(), args.model.encode())
+    producer.flush()
+    what = f"rollback to v{version}" if version else "checkpoint"
+    print(
+        f"sent {what} of {args.model!r} to {settings.topics.control!r} at event time "
+        f"{at.isoformat()}: the flow applies it in order with the stream; watch "
+        f"{settings.topics.model_events!r}"
+    )
     return 0
 
 
@@ -368,13 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("diff", "what differs between two versions"),
         ("audit", "the model's audit log (every lifecycle action)"),
         ("export", "verify a version and write it as a pickle file"),
+        ("rollback", "make the running flow serve VERSION (through the control topic)"),
+        ("checkpoint", "make the running flow checkpoint now (through the control topic)"),
     ):
         pm = msub.add_parser(name, help=help_text, description=help_text + ".", epilog=EPILOG)
         _add_config(pm)
         pm.add_argument("--registry", help="directory or redis:// URL (default: [registry] url)")
         pm.add_argument("model", help="model name (the flow's [[flow.models]] name)")
-        if name in ("show", "export"):
+        if name in ("show", "export", "rollback"):
             pm.add_argument("version", type=int)
+        if name in ("rollback", "checkpoint"):
+            pm.add_argument("--at", help="event time (ISO-8601 with offset) to apply it at; default now")
+            pm.add_argument("--reason", default="operator request", help="kept in the audit log")
         if name == "diff":
             pm.add_argument("v1", type=int)
             pm.add_argument("v2", type=int)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from riverrun.learners.lifecycle import Checkpoint
 from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, Origin, decode_event, decode_label
 from riverrun.streams.features import EntityFeatures, FeatureMode
 from riverrun.streams.items import (
+    ControlItem,
     FeaturedEvent,
     MetricsPoint,
     RawRecord,
@@ -119,12 +121,30 @@ def _no_features_or_label(numbered: tuple) -> tuple:
     seq, (record, partition, offset) = numbered
     if isinstance(record, Event):
         return seq, FeaturedEvent(record, dict(record.features), partition, offset)
+    if isinstance(record, ControlItem):
+        return seq, record
     return seq, SourcedLabel(record, partition, offset)
 
 
 def _sourced_label(numbered: tuple) -> tuple:
-    seq, (label, partition, offset) = numbered
-    return seq, SourcedLabel(label, partition, offset)
+    seq, (record, partition, offset) = numbered
+    if isinstance(record, ControlItem):
+        return seq, record
+    return seq, SourcedLabel(record, partition, offset)
+
+
+#: Control partitions are numbered apart from the labels' (both order like labels).
+CONTROL_PARTITION_BASE = 1_000_000
+
+
+def _control_step(loader):
+    def step(raw: RawRecord):
+        item = loader(raw)
+        if isinstance(item, DeadLetter):
+            return item
+        return (item, CONTROL_PARTITION_BASE + (raw.origin.partition or 0), raw.origin.offset or 0)
+
+    return step
 
 
 class _OrderLogic(StatefulLogic):
@@ -188,10 +208,14 @@ def build_dataflow(
     sinks: FlowSinks,
     kafka: bool = False,
     flow_id: str = "riverrun",
+    control: Source | None = None,
+    control_loader: Callable[[RawRecord], ControlItem | DeadLetter] | None = None,
 ) -> Dataflow:
     """The riverrun dataflow over the given sources and sinks.
 
-    ``kafka=True`` means the sources yield ``KafkaSourceMessage`` (converted here).
+    ``kafka=True`` means the sources yield ``KafkaSourceMessage`` (converted here). ``control``
+    (operator commands) is decoded by ``control_loader`` (which fetches rollback targets from
+    the registry) and ordered with the stream by its event time, like a label.
     """
     configs = {s.model: s for s in spec.steps}
     models = tuple(configs)
@@ -204,6 +228,12 @@ def build_dataflow(
         raw_events = op.filter_map("events_from_kafka", raw_events, from_kafka("event"))
         raw_labels = op.filter_map("labels_from_kafka", raw_labels, from_kafka("label"))
     decoded = op.map("decode", op.merge("raw", raw_events, raw_labels), decode)
+    if control is not None and control_loader is not None:
+        raw_control = op.input("control_in", flow, control)
+        if kafka:
+            raw_control = op.filter_map("control_from_kafka", raw_control, from_kafka("control"))
+        commands = op.map("load_control", raw_control, _control_step(control_loader))
+        decoded = op.merge("with_control", decoded, commands)
     valid = op.branch("is_invalid", decoded, lambda r: isinstance(r, DeadLetter))
     bad_records, good = valid.trues, valid.falses
 

@@ -94,3 +94,15 @@ class ServedPrediction:
                 "served_at": self.served_at,
             }
         )
+
+
+@dataclass(slots=True)
+class ControlItem:
+    """An operator command ready to apply: for a rollback, the verified model (pickle bytes)."""
+
+    model: str
+    command: str
+    version: int | None
+    blob: bytes | None
+    reason: str
+    ts: datetime

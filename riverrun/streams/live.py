@@ -11,6 +11,7 @@ from bytewax.dataflow import Dataflow
 from riverrun.errors import ConfigError
 from riverrun.registry import open_registry
 from riverrun.streams.connectors import KafkaRecordSink, RegistrySink, StoppableSource, StopSignal
+from riverrun.streams.control import control_loader
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
 from riverrun.streams.kafka import kafka_source, partitions_of, require_topics
 from riverrun.streams.modelstep import StepConfig
@@ -48,6 +49,12 @@ def flow_spec(
     )
 
 
+def _registry_opener(settings: Settings):
+    if settings.registry.key is None:
+        return None
+    return partial(open_registry, settings.registry.url, settings.registry.key.get_secret_value().encode())
+
+
 def registry_sink(settings: Settings) -> RegistrySink | None:
     """Where the lifecycle's checkpoints and audit records go; checked now (fail fast)."""
     if not settings.flow.policy.enabled:
@@ -79,9 +86,12 @@ def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataf
         label_partitions=partitions_of(settings, t.labels),
     )
     events, labels = kafka_source(settings, t.events), kafka_source(settings, t.labels)
+    control = kafka_source(settings, t.control)
     if stop is not None:
         events, labels = StoppableSource(events, stop), StoppableSource(labels, stop)
-    return build_dataflow(spec, events, labels, sinks, kafka=True)
+        control = StoppableSource(control, stop)
+    loader = control_loader(_registry_opener(settings), settings.flow.max_payload_bytes)
+    return build_dataflow(spec, events, labels, sinks, kafka=True, control=control, control_loader=loader)
 
 
 def run_live(
@@ -92,7 +102,7 @@ def run_live(
 ) -> None:
     """Check the broker and topics (fail fast), then run until stopped."""
     t = settings.topics
-    require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter, t.model_events])
+    require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter, t.model_events, t.control])
     r = settings.recovery
     log.info(
         "riverrun run: brokers=%s models=%s features=%s recovery=%s",

@@ -30,7 +30,13 @@ from datetime import UTC, datetime
 from riverrun.learners import OnlineLearner
 from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
 from riverrun.schemas import DeadLetter, Origin, dead_letter
-from riverrun.streams.items import FeaturedEvent, MetricsPoint, ServedPrediction, SourcedLabel
+from riverrun.streams.items import (
+    ControlItem,
+    FeaturedEvent,
+    MetricsPoint,
+    ServedPrediction,
+    SourcedLabel,
+)
 from riverrun.streams.join import LabelJoin
 
 
@@ -97,8 +103,10 @@ class ModelStep:
 
     # -- processing in event-time order --------------------------------------------------------
 
-    def _process(self, item: FeaturedEvent | SourcedLabel, out: list) -> None:
-        if isinstance(item, FeaturedEvent):
+    def _process(self, item: FeaturedEvent | SourcedLabel | ControlItem, out: list) -> None:
+        if isinstance(item, ControlItem):
+            self._on_control(item, out)
+        elif isinstance(item, FeaturedEvent):
             ts = item.event.ts.timestamp()
             self._expire(ts)
             self._on_event(item, ts, out)
@@ -148,6 +156,20 @@ class ModelStep:
             self.join.add_event(event.event_id, ts, item.x)
         else:
             self._learn(event.event_id, item.x, early[0], out, event.ts, item.partition, item.offset)
+
+    def _on_control(self, item: ControlItem, out: list) -> None:
+        """An operator's command, applied at its place in event time."""
+        if item.model != self.config.model:
+            return
+        if item.command == "rollback" and item.blob is not None:
+            out.extend(
+                self.lifecycle.rollback_to(
+                    item.blob, item.reason, checkpoint=f"registry v{item.version}", ts=item.ts
+                )
+            )
+        elif item.command == "checkpoint":
+            self.lifecycle.last_ts = item.ts
+            out.extend(self.lifecycle.checkpoint(f"operator: {item.reason}"))
 
     def _on_label(self, item: SourcedLabel, ts: float, out: list) -> None:
         label = item.label
