@@ -53,6 +53,7 @@ class MetricsPoint:
     metrics: dict[str, float]
     counters: dict[str, int]
     final: bool = False
+    challengers: dict[str, dict[str, float]] = field(default_factory=dict)  # shadow, never serve
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +65,7 @@ class MetricsPoint:
             "metrics": self.metrics,
             "counters": self.counters,
             "final": self.final,
+            "challengers": self.challengers,
         }
 
 

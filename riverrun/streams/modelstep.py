@@ -242,4 +242,5 @@ class ModelStep:
             metrics=learner.metrics(),
             counters=self.counters(),
             final=final,
+            challengers=self.lifecycle.challenger_metrics(),
         )
