@@ -70,6 +70,10 @@ class PolicyConfig:
     reference_size: int = 500  # sampled values forming each monitor's reference
     monitor_window: int = 500  # sampled values in each monitor's sliding window
     monitor_every: int = 5  # distribution monitors see every n-th event/label (a sample)
+    psi_warning: float = 0.1  # PSI conventions: < 0.1 stable, 0.1-0.2 moderate, > 0.2 shifted
+    psi_threshold: float = 0.2
+    ks_alpha: float = 0.01
+    chi2_alpha: float = 0.01
 
 
 @dataclass
@@ -108,10 +112,6 @@ class _Evaluation:
     seen: dict[str, int] = field(default_factory=dict)
 
 
-def _correct(served: Served, y: Any) -> bool:
-    return served.y_pred == y
-
-
 class ModelLifecycle:
     """Champion, challengers and checkpoints of one model, and the policy that acts on drift."""
 
@@ -126,7 +126,14 @@ class ModelLifecycle:
         c = self.config
         self.concept = ConceptDriftDetector(c.concept_detector)
         self.covariate = (
-            CovariateShiftMonitor(reference_size=c.reference_size, window_size=c.monitor_window)
+            CovariateShiftMonitor(
+                reference_size=c.reference_size,
+                window_size=c.monitor_window,
+                psi_warning=c.psi_warning,
+                psi_threshold=c.psi_threshold,
+                ks_alpha=c.ks_alpha,
+                chi2_alpha=c.chi2_alpha,
+            )
             if c.covariate
             else None
         )
@@ -206,21 +213,23 @@ class ModelLifecycle:
         self.n_labels += 1
         self.last_ts = ts
         self._position = position or {}
-        out = self.drain()
-        if served is None:  # predicted-then-learned: score what it would have served
-            served = Served(self.champion.model.predict_one(x), None)
+        out = self.drain() if self._pending_events else []
+        # A label never served is predicted-then-learned: score what would have been served.
+        champion_ok = self.champion.model.predict_one(x) == y if served is None else served.y_pred == y
 
-        shadow: dict[str, bool] = {CHAMPION: _correct(served, y)}
-        for recipe, challenger in self.challengers.items():
-            c_served = challenger._served.get(event_id)
-            challenger.learn(event_id, x, y)
-            shadow[f"challenger:{recipe}"] = c_served is not None and _correct(c_served, y)
+        shadow: dict[str, bool] | None = None
+        if self.challengers:
+            shadow = {CHAMPION: champion_ok}
+            for recipe, challenger in self.challengers.items():
+                c_served = challenger._served.get(event_id)
+                challenger.learn(event_id, x, y)
+                shadow[f"challenger:{recipe}"] = c_served is not None and c_served.y_pred == y
         if self.labels is not None and self.n_labels % self.config.monitor_every == 0:
             self.labels.update(y)
             if self.labels.drift_detected:
-                self._alert("prior_shift", self.labels.signal(), out=out)
+                self._alert("prior_shift", self.labels.signal(), checkpoint=True, out=out)
 
-        self.concept.update(0.0 if shadow[CHAMPION] else 1.0)
+        self.concept.update(0.0 if champion_ok else 1.0)
         cooling = self.n_labels < self._cooldown_until
         if self.concept.warning_detected and self.config.fresh_challenger:
             self._start_fresh_challenger(out)
@@ -233,6 +242,8 @@ class ModelLifecycle:
 
         if self._evaluation is not None:
             ev = self._evaluation
+            if shadow is None:
+                shadow = {CHAMPION: champion_ok}
             for frozen in self.checkpoints:  # frozen checkpoints only matter while judging
                 shadow[f"checkpoint:{frozen.checkpoint.id}"] = frozen.model.predict_one(x) == y
             ev.labels += 1

@@ -116,6 +116,10 @@ class PolicySettings(_Section):
     reference_size: int = Field(500, ge=10)
     monitor_window: int = Field(500, ge=10)
     monitor_every: int = Field(5, ge=1)
+    psi_warning: float = Field(0.1, gt=0)
+    psi_threshold: float = Field(0.2, gt=0)
+    ks_alpha: float = Field(0.01, gt=0, lt=1)
+    chi2_alpha: float = Field(0.01, gt=0, lt=1)
 
     @field_validator("challengers")
     @classmethod
