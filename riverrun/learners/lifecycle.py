@@ -336,7 +336,7 @@ class ModelLifecycle:
             action, ckpt = "rollback", frozen.checkpoint.id
             reason = (
                 f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels since "
-                "the drift: the champion was damaged"
+                "the drift: the champion looks damaged (e.g. by bad labels)"
             )
         else:
             recipe = best.removeprefix("challenger:")
@@ -348,7 +348,7 @@ class ModelLifecycle:
             action, ckpt = "promotion", None
             reason = (
                 f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels since "
-                "the drift: the world changed"
+                "the drift: the world looks changed"
             )
         self.champion.version += 1
         self.concept = ConceptDriftDetector(self.config.concept_detector)  # a new model's errors
