@@ -72,7 +72,7 @@ class PolicyConfig:
     monitor_every: int = 5  # distribution monitors see every n-th event/label (a sample)
     psi_warning: float = 0.1  # PSI conventions: < 0.1 stable, 0.1-0.2 moderate, > 0.2 shifted
     psi_threshold: float = 0.2
-    ks_alpha: float = 0.01
+    ks_alpha: float | None = None  # KS on numeric features too (None: PSI alone, far cheaper)
     chi2_alpha: float = 0.01
 
 

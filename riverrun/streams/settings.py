@@ -118,7 +118,7 @@ class PolicySettings(_Section):
     monitor_every: int = Field(5, ge=1)
     psi_warning: float = Field(0.1, gt=0)
     psi_threshold: float = Field(0.2, gt=0)
-    ks_alpha: float = Field(0.01, gt=0, lt=1)
+    ks_alpha: float | None = Field(None, gt=0, lt=1, description="None: PSI only (cheaper)")
     chi2_alpha: float = Field(0.01, gt=0, lt=1)
 
     @field_validator("challengers")
