@@ -1,18 +1,20 @@
 """The one Bytewax dataflow, used by every mode (run, replay, demo, tests).
 
-This module and ``io`` are the only places that know Bytewax; everything that decides is in
-pure objects (``EntityFeatures``, ``ModelStep``) that replay and unit tests use unchanged.
+This module and ``connectors`` are the only places that know Bytewax; everything that decides
+is in pure objects (``Sequencer``, ``EntityFeatures``, ``ModelStep`` and its ``ModelLifecycle``)
+that replay and unit tests use unchanged.
 
 ::
 
-    events ─▶ decode ─┬─▶ dead letters
-                      └─┐                       ┌─▶ features (keyed by entity) ─┐
-    labels ─▶ decode ─┬─┴─▶ order (event time) ─┤                               ├─▶ model ─┬─▶ predictions
-                      └─▶ dead letters          └───────────────────────────────┘  (keyed  ├─▶ dead letters
-                                                                                   by model)└─▶ metrics
+    events  ─▶ decode ──┐                           ┌─▶ features (keyed by entity) ─┐
+    labels  ─▶ decode ──┼─▶ order (event time) ─────┤                               ├─▶ model (keyed by model)
+    control ─▶ load ────┘   (bad input: dead        └── labels, operator commands ──┘   join · predict · learn
+                             letters)                                                   lifecycle
+                                             ─▶ predictions, dead letters, metrics points, model events,
+                                                checkpoints + audit (registry)
 
-The ``order`` step merges the two inputs into event-time order and numbers the items; the model
-step (join, predict, learn) restores that exact sequence whatever the steps in between did.
+The ``order`` step merges the inputs into event-time order and numbers the items; the model step
+restores that exact sequence whatever the steps in between did.
 
 Step ids are part of the recovery state: renaming one is a migration.
 """
