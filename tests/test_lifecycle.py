@@ -159,3 +159,26 @@ def test_replay_with_policy_reports_and_registers(tmp_path):
     assert [e.action for e in result.model_events] == [a for a in audited if a not in ("save",)]
     restored = registry.load("lr", versions[-1].version)
     assert restored.predict_proba_one(rows[0][0])  # a working River model
+
+
+def test_registry_sink_skips_what_a_recovery_re_emits(tmp_path):
+    """After a crash the flow re-emits the outputs since its snapshot, identically: the registry
+    must not gain duplicate versions or audit records."""
+    from riverrun.streams.connectors import _RegistryPartition
+
+    _, outputs, _ = run(list(SCENARIO.rows()), PolicyConfig(), until=8000)
+    items = [o for _, o in outputs]
+    key = b"k" * 32
+    opener = partial(open_registry, str(tmp_path / "registry"), key)
+    first = _RegistryPartition(opener)
+    first.write_batch(items[: len(items) // 2])
+    again = _RegistryPartition(opener)  # a restarted worker, re-emitting from an older point
+    again.write_batch(items)
+    registry = opener()
+    checkpoints = [o for o in items if isinstance(o, Checkpoint)]
+    versions = registry.versions("m")
+    assert [v.reason.split(":")[0] for v in versions] == [c.id for c in checkpoints]
+    assert [v.parent for v in versions] == [None, *[v.version for v in versions[:-1]]]
+    events = [o for o in items if isinstance(o, ModelEvent)]
+    audited = [r for r in registry.audit_log("m") if r.get("action") != "save"]
+    assert [r["action"] for r in audited] == [e.action for e in events]

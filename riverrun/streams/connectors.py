@@ -309,34 +309,60 @@ def read_jsonl(path: str | Path) -> Iterable[bytes]:
             yield line.rstrip(b"\r\n")
 
 
+def _event_key(record: dict) -> str:
+    position = record.get("position") or {}
+    return "|".join(str(record.get(k)) for k in ("action", "at", "checkpoint", "reason")) + (
+        f"|{position.get('labels')}"
+    )
+
+
 class _RegistryPartition(StatelessSinkPartition):
+    """After a crash the flow re-emits what followed its last snapshot, identically: what the
+    registry already holds (same checkpoint id, position and time; same event) is skipped, so a
+    recovery neither duplicates versions nor audit records."""
+
     def __init__(self, open_registry_fn: Callable[[], Any]):
         self._registry = open_registry_fn()
         self._parents: dict[str, int | None] = {}
+        self._saved: dict[str, set[tuple]] = {}
+        self._audited: dict[str, set[str]] = {}
+
+    def _load(self, model: str) -> None:
+        if model in self._saved:
+            return
+        versions = self._registry.versions(model)
+        self._saved[model] = {(v.reason.split(":", 1)[0], v.n_learned, v.event_time_end) for v in versions}
+        self._parents[model] = versions[-1].version if versions else None
+        self._audited[model] = {_event_key(r) for r in self._registry.audit_log(model)}
 
     def write_batch(self, items: list) -> None:
         import pickle
 
         for item in items:
+            self._load(item.model)
             if isinstance(item, ModelEvent):
-                self._registry.audit(item.model, item.model_dump(mode="json", exclude_none=True))
+                record = item.model_dump(mode="json", exclude_none=True)
+                key = _event_key(record)
+                if key not in self._audited[item.model]:
+                    self._registry.audit(item.model, record)
+                    self._audited[item.model].add(key)
                 continue
             # A Checkpoint: our own pickle of the champion, made in this process a moment ago.
-            parent = self._parents.get(item.model)
-            if item.model not in self._parents:
-                latest = self._registry.latest(item.model)
-                parent = latest.version if latest else None
             end = item.event_time_end.isoformat() if item.event_time_end else None
+            key = (item.id, item.n_learned, end)
+            if key in self._saved[item.model]:
+                continue
             meta = self._registry.save(
                 item.model,
                 pickle.loads(item.blob),
                 recipe=item.recipe,
-                parent=parent,
+                parent=self._parents[item.model],
                 n_learned=item.n_learned,
                 metrics=item.metrics,
                 event_time=(None, end),
                 reason=f"{item.id}: {item.reason} (serving v{item.version})",
             )
+            self._saved[item.model].add(key)
             self._parents[item.model] = meta.version
 
 
