@@ -120,11 +120,16 @@ def test_live_equals_replay(kafka_servers, tmp_path):
     assert_same_predictions(live, expected)
 
 
-def test_kill_9_and_restart_loses_no_event(kafka_servers, tmp_path):
+@pytest.mark.parametrize("policy", [False, True], ids=["river-only", "lifecycle"])
+def test_kill_9_and_restart_loses_no_event(kafka_servers, tmp_path, policy):
+    """With the lifecycle on too: its state (challengers, checkpoints, detectors) is restored
+    with the model, so re-emitted predictions are identical and checkpoints are not doubled."""
     n = 20_000
     events, labels = to_records(drifting_agrawal(n), label_delay=timedelta(seconds=30))
     # Exact event-time order (no idle-input timeout), so re-emitted outputs are reproducible.
-    settings, config = fresh_settings(kafka_servers, tmp_path, features="default", max_wait_ms=600_000)
+    settings, config = fresh_settings(
+        kafka_servers, tmp_path, policy=policy, features="default", max_wait_ms=600_000
+    )
     publish_stream(settings, events, labels)
     flow = Flow(config, tmp_path / "flow.log").start()
     reader = TopicReader(kafka_servers, settings.topics.predictions)
@@ -144,6 +149,13 @@ def test_kill_9_and_restart_loses_no_event(kafka_servers, tmp_path):
         key = p["event_id"]
         p.pop("served_at")
         assert by_id.setdefault(key, p) == p
+    if policy:
+        from riverrun.registry import open_registry
+        from tests.kafka_harness import REGISTRY_KEY
+
+        registry = open_registry(str(tmp_path / "registry"), REGISTRY_KEY.encode())
+        ids = [v.reason.split(":")[0] for v in registry.versions("lr")]
+        assert ids and len(ids) == len(set(ids))  # every checkpoint once, despite the replay
 
 
 def test_live_with_several_partitions_equals_replay(kafka_servers, tmp_path):
