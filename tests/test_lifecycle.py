@@ -182,3 +182,38 @@ def test_registry_sink_skips_what_a_recovery_re_emits(tmp_path):
     events = [o for o in items if isinstance(o, ModelEvent)]
     audited = [r for r in registry.audit_log("m") if r.get("action") != "save"]
     assert [r["action"] for r in audited] == [e.action for e in events]
+
+
+def test_models_cli_reads_the_signed_registry(tmp_path, monkeypatch, capsys):
+    from riverrun.learners import build_model
+    from riverrun.streams.cli import main
+
+    key = "cli-test-key-0123456789abcdef"
+    registry = open_registry(str(tmp_path / "reg"), key.encode())
+    for n, reason in ((100, "ckpt-1: periodic"), (200, "ckpt-2: periodic")):
+        registry.save(
+            "m",
+            build_model("lr"),
+            recipe="lr",
+            parent=None if n == 100 else 1,
+            n_learned=n,
+            metrics={"accuracy": n / 1000},
+            event_time=(None, None),
+            reason=reason,
+        )
+    registry.audit("m", {"action": "rollback", "reason": "test"})
+    where = ["--registry", str(tmp_path / "reg")]
+    monkeypatch.setenv("RIVERRUN_REGISTRY__KEY", key)
+    assert main(["models", "list", "m", *where]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed[1:]] == ["1", "2"]
+    assert main(["models", "diff", "m", "1", "2", *where]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["accuracy"]["delta"] == pytest.approx(0.1)
+    assert main(["models", "audit", "m", *where]) == 0
+    assert '"rollback"' in capsys.readouterr().out
+    assert main(["models", "export", "m", "2", str(tmp_path / "m.pkl"), *where]) == 0
+    assert pickle.loads((tmp_path / "m.pkl").read_bytes()).predict_proba_one({"x": 1.0})
+    monkeypatch.setenv("RIVERRUN_REGISTRY__KEY", "another-key-0123456789abcdef")
+    assert main(["models", "export", "m", "2", str(tmp_path / "x.pkl"), *where]) == 2
+    assert "MAC mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "x.pkl").exists()

@@ -162,25 +162,24 @@ def _cmd_topics(args) -> int:
     return 0
 
 
-def _open_registry(args):
-    from riverrun.registry import open_registry
-    from riverrun.streams.settings import load_settings
-
-    settings = load_settings(args.config)
-    if settings.registry.key is None:
+def _open_registry(args, settings):
+    opener = settings.registry.opener(args.registry)
+    if opener is None:
         raise RiverrunError(
             "no registry key: set RIVERRUN_REGISTRY__KEY (the key the checkpoints were signed "
             "with; the demo writes its own to OUT/registry.key)"
         )
-    url = args.registry or settings.registry.url
-    return open_registry(url, settings.registry.key.get_secret_value().encode())
+    return opener()
 
 
 def _cmd_models(args) -> int:
     import json
     import pickle
 
-    registry = _open_registry(args)
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    registry = _open_registry(args, settings)
     if args.models_command == "list":
         versions = registry.versions(args.model)
         if not versions:
@@ -200,7 +199,7 @@ def _cmd_models(args) -> int:
         for record in registry.audit_log(args.model):
             print(json.dumps(record, default=str))
     elif args.models_command in ("rollback", "checkpoint"):
-        return _send_control(args, registry)
+        return _send_control(args, settings, registry)
     elif args.models_command == "export":
         model = registry.load(args.model, args.version)  # signature checked, allowlisted
         args.out.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
@@ -211,15 +210,13 @@ def _cmd_models(args) -> int:
     return 0
 
 
-def _send_control(args, registry) -> int:
+def _send_control(args, settings, registry) -> int:
     """Publish an operator command to the running flow's control topic (acknowledged)."""
     from datetime import UTC, datetime
 
     from riverrun.schemas import Control
     from riverrun.streams.connectors import VerifiedProducer
-    from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
     version = getattr(args, "version", None)
     if version is not None:
         registry.load(args.model, version)  # refuse now what the flow would refuse

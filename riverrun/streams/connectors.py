@@ -181,32 +181,6 @@ class CallbackSink(DynamicSink[Any]):
         return _CallbackPartition(self.fn)
 
 
-class _JsonLinesPartition(StatelessSinkPartition[BaseModel]):
-    def __init__(self, path: Path):
-        self._file = path.open("wb")
-
-    def write_batch(self, items: list[BaseModel]) -> None:
-        self._file.write(b"".join(to_json(r) + b"\n" for r in items))
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class JsonLinesSink(DynamicSink[BaseModel]):
-    """Writes records as JSON Lines to ``path`` (one worker: replay and demo)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def build(self, step_id, worker_index, worker_count):
-        if worker_count > 1:
-            path = self.path.with_name(f"{self.path.stem}.{worker_index}{self.path.suffix}")
-        else:
-            path = self.path
-        return _JsonLinesPartition(path)
-
-
 def producer_config(client_config: dict[str, str]) -> dict[str, Any]:
     """A producer that never loses an acknowledged write nor duplicates on retry."""
     return {

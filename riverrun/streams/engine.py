@@ -38,7 +38,7 @@ from bytewax.outputs import Sink
 
 from riverrun.learners.lifecycle import Checkpoint
 from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, Origin, decode_event, decode_label
-from riverrun.streams.features import EntityFeatures, FeatureMode
+from riverrun.streams.features import EntityFeatures, FeatureMode, identity_features
 from riverrun.streams.items import (
     ControlItem,
     FeaturedEvent,
@@ -122,7 +122,7 @@ def _features_step(window_seconds: float):
 def _no_features_or_label(numbered: tuple) -> tuple:
     seq, (record, partition, offset) = numbered
     if isinstance(record, Event):
-        return seq, FeaturedEvent(record, dict(record.features), partition, offset)
+        return seq, FeaturedEvent(record, identity_features(record), partition, offset)
     if isinstance(record, ControlItem):
         return seq, record
     return seq, SourcedLabel(record, partition, offset)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from functools import partial
 
 from bytewax.dataflow import Dataflow
 
 from riverrun.errors import ConfigError
-from riverrun.registry import open_registry
 from riverrun.streams.connectors import KafkaRecordSink, RegistrySink, StoppableSource, StopSignal
 from riverrun.streams.control import control_loader
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
@@ -49,24 +47,18 @@ def flow_spec(
     )
 
 
-def _registry_opener(settings: Settings):
-    if settings.registry.key is None:
-        return None
-    return partial(open_registry, settings.registry.url, settings.registry.key.get_secret_value().encode())
-
-
 def registry_sink(settings: Settings) -> RegistrySink | None:
     """Where the lifecycle's checkpoints and audit records go; checked now (fail fast)."""
     if not settings.flow.policy.enabled:
         return None
-    if settings.registry.key is None:
+    opener = settings.registry.opener()
+    if opener is None:
         raise ConfigError(
             "the model lifecycle signs its checkpoints: set RIVERRUN_REGISTRY__KEY (16+ bytes, "
             "e.g. `openssl rand -hex 32`), or turn it off with [flow.policy] enabled = false"
         )
-    url, key = settings.registry.url, settings.registry.key.get_secret_value().encode()
-    open_registry(url, key).versions(settings.flow.models[0].name)  # reachable, key accepted
-    return RegistrySink(partial(open_registry, url, key))
+    opener().versions(settings.flow.models[0].name)  # reachable, key accepted: fail fast
+    return RegistrySink(opener)
 
 
 def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataflow:
@@ -90,7 +82,7 @@ def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataf
     if stop is not None:
         events, labels = StoppableSource(events, stop), StoppableSource(labels, stop)
         control = StoppableSource(control, stop)
-    loader = control_loader(_registry_opener(settings), settings.flow.max_payload_bytes)
+    loader = control_loader(settings.registry.opener(), settings.flow.max_payload_bytes)
     return build_dataflow(spec, events, labels, sinks, kafka=True, control=control, control_loader=loader)
 
 

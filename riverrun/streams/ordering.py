@@ -8,7 +8,7 @@ seen) says that nothing earlier will come from it. Then:
 
 - a label at t is released once the events' watermark has reached t;
 - an event at t is released once the labels' watermark has passed t;
-- an input that has ended has an infinite watermark.
+- at the end of a finite stream, whatever is buffered is released in order.
 
 Ties break by (partition, offset), so the order is a pure function of the data: replay at any
 speed releases the same sequence as live. When the input being waited for goes *idle* (delivers
@@ -24,7 +24,7 @@ is waited for, so exactness is given up only for items that arrive after such a 
 ['l0']
 >>> [s.payload for s in o.push(Sequenced(12.0, LABEL, 0, 1, "l1"))]
 ['e0']
->>> [s.payload for s in o.end_of_input(EVENT)]
+>>> [s.payload for s in o.flush()]   # end of a finite stream
 ['l1']
 """
 
@@ -77,7 +77,6 @@ class EventTimeOrderer:
         )
         self._seen: tuple[dict[int, float], dict[int, float]] = ({}, {})
         self._started = False
-        self._ended = [False, False]
         self.blocked_since: float | None = None  # wall-clock time the buffer became non-empty
         self._now = -math.inf  # wall clock at the last push or timeout
         self._last_key: tuple[float, int] = (-math.inf, LABEL)  # (ts, kind) last released
@@ -90,9 +89,7 @@ class EventTimeOrderer:
 
     def watermark(self, kind: int, exclude: int | None = None) -> float:
         """No item of ``kind`` earlier than this will arrive from its (active) partitions other
-        than ``exclude``; infinite once the input has ended or when there are none."""
-        if self._ended[kind]:
-            return math.inf
+        than ``exclude`` (infinite when there are no others)."""
         high = self._high[kind]
         marks = [ts for p, ts in high.items() if p != exclude and self._active(kind, p)]
         if marks:
@@ -179,11 +176,6 @@ class EventTimeOrderer:
             if now - since >= self.max_wait_seconds:
                 out += self._release(force=True)
         return out
-
-    def end_of_input(self, kind: int) -> list[Sequenced]:
-        """Input ``kind`` has ended: its watermark becomes infinite."""
-        self._ended[kind] = True
-        return self._release()
 
     def flush(self) -> list[Sequenced]:
         """Release everything buffered, in order (end of the stream)."""

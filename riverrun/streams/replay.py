@@ -16,7 +16,7 @@ from bytewax.outputs import Sink
 
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.schemas import DeadLetter, ModelEvent
-from riverrun.streams.connectors import CallbackSink, JsonLinesSink, JsonLinesSource, to_json
+from riverrun.streams.connectors import CallbackSink, JsonLinesSource, to_json
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.features import FeatureMode
 from riverrun.streams.items import MetricsPoint
@@ -142,4 +142,4 @@ def replay(
     return result
 
 
-__all__ = ["JsonLinesSink", "ReplayResult", "replay"]
+__all__ = ["ReplayResult", "replay"]

@@ -146,6 +146,17 @@ class RegistrySettings(_Section):
     url: str = "riverrun-registry"
     key: SecretStr | None = None
 
+    def opener(self, url: str | None = None):
+        """A function opening the registry (at ``url``, default ``self.url``), or None without
+        a key. A function, so each Bytewax worker opens its own connection."""
+        if self.key is None:
+            return None
+        from functools import partial
+
+        from riverrun.registry import open_registry
+
+        return partial(open_registry, url or self.url, self.key.get_secret_value().encode())
+
 
 class FlowSettings(_Section):
     """What the dataflow computes."""
