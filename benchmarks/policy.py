@@ -1,6 +1,6 @@
 """Does the lifecycle policy help? Cumulative accuracy against the *true* labels.
 
-    python benchmarks/policy.py [--delay 50]
+    python benchmarks/policy.py [--delay 50] [--seeds 6] [--rounds 7]
 
 Three systems see the same streams with delayed labels (predict, then learn ``delay`` events
 later from the *published* label), all with the ``lr`` recipe:
@@ -9,16 +9,19 @@ later from the *published* label), all with the ``lr`` recipe:
 - River's ``drift.DriftRetrainingClassifier(lr, DDM())``: retrains from scratch on drift;
 - riverrun's policy (``ModelLifecycle``): checkpoints, challengers, rollback and promotion.
 
-Streams: the lifecycle scenario (sudden drift, a stretch of flipped labels, a covariate shift;
-see ``riverrun.streams.scenarios``), the same with the drift alone, and River's SEA generator
-with a sudden concept change. Accuracy is measured against the true label, so a model that
-learned the corrupted labels is charged for it. The time per event of each system is printed
-too (detectors + policy against the plain model step).
+Streams, each family over several seeds (mean shown) and the demo's seed: the lifecycle
+scenario (sudden drift, a stretch of flipped labels, a covariate shift; see
+``riverrun.streams.scenarios``), the same with the drift alone, and River's SEA generator with a
+sudden concept change. Accuracy is measured against the true label, so a model that learned the
+corrupted labels is charged for it. Then the cost: what detectors + policy add to the model step
+(``ModelStep``: join, predict, learn, six metrics), on a stationary stream and on the drift
+stream.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -28,22 +31,26 @@ from river.datasets import synth
 
 from riverrun.learners import build_model
 from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
+from riverrun.schemas import Event, Label
+from riverrun.streams.items import FeaturedEvent, SourcedLabel
+from riverrun.streams.modelstep import ModelStep, StepConfig
 from riverrun.streams.scenarios import Scenario
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+DEMO_SEED = Scenario().seed
 
 
 def scenario_stream(scenario: Scenario):
     return list(scenario.rows())
 
 
-def sea_stream(n: int = 20_000):
+def sea_stream(seed: int = 1, n: int = 20_000):
     stream = synth.ConceptDriftStream(
-        stream=synth.SEA(variant=0, seed=1, noise=0.05),
-        drift_stream=synth.SEA(variant=3, seed=2, noise=0.05),
+        stream=synth.SEA(variant=0, seed=seed, noise=0.05),
+        drift_stream=synth.SEA(variant=3, seed=seed + 1, noise=0.05),
         position=n // 2,
         width=100,
-        seed=3,
+        seed=seed + 2,
     )
     return [(x, bool(y), bool(y)) for x, y in stream.take(n)]
 
@@ -84,36 +91,93 @@ def run_lifecycle(rows, delay: int, config: PolicyConfig) -> tuple[float, float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=int, default=50, help="label delay, in events")
+    parser.add_argument("--rounds", type=int, default=7, help="timing rounds (the fastest is shown)")
+    parser.add_argument("--seeds", type=int, default=6, help="seeds per stream family")
     args = parser.parse_args()
-    streams = {
-        "scenario (drift + corruption + shift)": scenario_stream(Scenario()),
-        "drift only": scenario_stream(Scenario(corrupt_from=10**9, corrupt_to=10**9, shift_at=10**9)),
-        "SEA sudden drift": sea_stream(),
+    no_trouble = {"corrupt_from": 10**9, "corrupt_to": 10**9, "shift_at": 10**9}
+    families = {
+        "scenario (drift + corruption + shift)": lambda seed: scenario_stream(Scenario(seed=seed)),
+        "drift only": lambda seed: scenario_stream(Scenario(seed=seed, **no_trouble)),
+        "SEA sudden drift": lambda seed: sea_stream(seed=seed),
     }
-    print(f"{'stream':<40}{'no policy':>11}{'River DRC':>11}{'riverrun':>11}   riverrun actions")
-    costs = {"none": [], "drc": [], "ours": []}
-    for name, rows in streams.items():
-        acc_none, t_none = run_river(rows, args.delay, build_model("lr"))
-        drc = drift.DriftRetrainingClassifier(build_model("lr"), drift.binary.DDM())
-        acc_drc, t_drc = run_river(rows, args.delay, drc)
-        acc_ours, t_ours, actions = run_lifecycle(rows, args.delay, PolicyConfig())
-        costs["none"].append(t_none)
-        costs["drc"].append(t_drc)
-        costs["ours"].append(t_ours)
-        shown = ", ".join(f"{a}@{i}" for i, a in actions) or "none"
-        print(f"{name:<40}{acc_none:>11.4f}{acc_drc:>11.4f}{acc_ours:>11.4f}   {shown}")
-    mean = {k: sum(v) / len(v) for k, v in costs.items()}
-    quiet = PolicyConfig(covariate=False, prior=False, fresh_challenger=False)
-    rows = streams["drift only"]
-    _, t_concept, _ = run_lifecycle(rows, args.delay, quiet)
-    _, t_plain, _ = run_lifecycle(rows, args.delay, PolicyConfig(enabled=False))
-    _, t_full, _ = run_lifecycle(rows, args.delay, PolicyConfig())
-    print("\nµs per event (predict + learn; drift-only stream for the riverrun rows):")
-    print(f"  River model alone            {mean['none']:6.1f}")
-    print(f"  River DriftRetrainingClass.  {mean['drc']:6.1f}")
-    print(f"  riverrun, lifecycle off      {t_plain:6.1f}  (the model step: OnlineLearner + 6 metrics)")
-    print(f"  + concept drift, checkpoints {t_concept:6.1f}  ({t_concept / t_plain - 1:+.0%})")
-    print(f"  + monitors and challengers   {t_full:6.1f}  ({t_full / t_plain - 1:+.0%})")
+    seeds = range(1, args.seeds + 1)
+    print(f"cumulative accuracy against the true labels, mean of seeds {seeds[0]}..{seeds[-1]}")
+    print(f"(and seed {DEMO_SEED}, the demo's, with riverrun's actions at event indices)\n")
+    print(f"{'stream':<40}{'no policy':>11}{'River DRC':>11}{'riverrun':>11}")
+    for name, make in families.items():
+        scores: dict[str, list[float]] = {"none": [], "drc": [], "ours": []}
+        for seed in [DEMO_SEED, *seeds]:
+            rows = make(seed)
+            drc = drift.DriftRetrainingClassifier(build_model("lr"), drift.binary.DDM())
+            scores["none"].append(run_river(rows, args.delay, build_model("lr"))[0])
+            scores["drc"].append(run_river(rows, args.delay, drc)[0])
+            acc, _, actions = run_lifecycle(rows, args.delay, PolicyConfig())
+            scores["ours"].append(acc)
+            if seed == DEMO_SEED:
+                demo = actions
+        means = [sum(v[1:]) / len(v[1:]) for v in scores.values()]
+        print(f"{name:<40}" + "".join(f"{m:>11.4f}" for m in means))
+        shown = ", ".join(f"{a}@{i}" for i, a in demo) or "none"
+        row = "".join(f"{v[0]:>11.4f}" for v in scores.values())
+        print(f"{'  seed ' + str(DEMO_SEED):<40}{row}   {shown}")
+    plain_loops(make(DEMO_SEED), args.delay)
+    step_overhead(families["drift only"](DEMO_SEED), args.delay, args.rounds)
+
+
+def plain_loops(rows, delay: int) -> None:
+    drc = drift.DriftRetrainingClassifier(build_model("lr"), drift.binary.DDM())
+    print("\nµs per event, plain loops (predict + learn), SEA:")
+    print(f"  River model alone            {run_river(rows, delay, build_model('lr'))[1]:6.1f}")
+    print(f"  River DriftRetrainingClass.  {run_river(rows, delay, drc)[1]:6.1f}")
+
+
+def step_items(rows, delay: int) -> list:
+    """The model step's input: each event, and its label ``delay`` events later."""
+    items: list = []
+    for i, (x, _, _) in enumerate(rows):
+        ts = T0 + timedelta(seconds=i)
+        if i >= delay:
+            j = i - delay
+            label = Label.model_construct(event_id=str(j), label=rows[j][1], ts=ts)
+            items.append(SourcedLabel(label, 0, j))
+        event = Event.model_construct(event_id=str(i), entity="e", ts=ts, features=x)
+        items.append(FeaturedEvent(event, x, 0, i))
+    return items
+
+
+def time_step(items: list, n_events: int, policy: PolicyConfig) -> float:
+    step = ModelStep(StepConfig(model="m", recipe="lr", policy=policy, served_at_event_time=True))
+    start = time.perf_counter()
+    for seq, item in enumerate(items):
+        step.on_item(seq, item)
+    return (time.perf_counter() - start) / n_events * 1e6
+
+
+def step_overhead(drift_rows, delay: int, rounds: int) -> None:
+    """What detectors + policy add to the model step (``ModelStep``: join, predict, learn, six
+    metrics), on a stationary stream (the steady state) and on the drift stream (with a
+    challenger in shadow and an evaluation). Variants interleaved; the fastest of ``rounds``."""
+    stationary = scenario_stream(Scenario(drift_at=10**9, corrupt_from=10**9, shift_at=10**9))
+    quiet = PolicyConfig(covariate=False, prior=False, fresh_challenger=False, decide_at_drift=False)
+    variants = {
+        "lifecycle off (River alone)": PolicyConfig(enabled=False),
+        "+ concept drift, checkpoints": quiet,
+        "+ challengers, monitors (full)": PolicyConfig(),
+    }
+    print(f"\nthe model step, µs per event (fastest of {rounds} rounds):")
+    print(f"  {'':32}{'stationary':>18}{'drift only':>18}")
+    table = {name: [] for name in variants}
+    for rows in (stationary, drift_rows):
+        items = step_items(rows, delay)
+        best = {name: math.inf for name in variants}
+        for _ in range(rounds):
+            for name, policy in variants.items():
+                best[name] = min(best[name], time_step(items, len(rows), policy))
+        base = best["lifecycle off (River alone)"]
+        for name in variants:
+            table[name].append(f"{best[name]:6.1f} ({best[name] / base - 1:+4.0%})")
+    for name, cells in table.items():
+        print(f"  {name:32}" + "".join(f"{c:>18}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -263,17 +263,20 @@ def test_demo(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--events", "4000", "--no-progress", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "8000 predictions, 5 dead letters" in printed
+    assert "8000 predictions, 5 dead letters (bad input)" in printed
+    assert "labels quarantined" in printed and "lifecycle: learning_paused" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "demo"
     assert report["predictions"] == 8000
     assert set(report["models"]) == {"lr-policy", "lr-plain"}
     for model in ("lr-policy", "lr-plain"):
         final = report["models"][model]["final"]
-        assert final["n_predicted"] == 4000 and final["n_learned"] == 4000
+        quarantined = report["quarantined_labels"] if model == "lr-policy" else 0
+        assert final["n_predicted"] == 4000 and final["n_learned"] + quarantined == 4000
         assert 0.0 <= final["metrics"]["accuracy"] <= 1.0
         assert len(report["models"][model]["windows"]) >= 10  # report_every 200
     assert len(report["dead_letters"]) == 5
+    assert report["quarantined_labels"] > 0  # the flipped labels were not learned
     assert sorted(d["reason"] for d in report["dead_letters"]) == [
         "invalid_json",
         "non_finite",

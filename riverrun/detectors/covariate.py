@@ -125,13 +125,19 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
         features = self._features
         for name, (numeric, detectors) in features.items():
             v = x.get(name)
-            if v is not None and _is_number(v) != numeric and not is_missing(v):
+            # floats in numeric features: the common case, checked first
+            if (
+                not (numeric and type(v) is float)
+                and v is not None
+                and _is_number(v) != numeric
+                and not is_missing(v)
+            ):
                 self._n_mismatched[name] = self._n_mismatched.get(name, 0) + 1
                 if numeric:
                     v = None
             for det in detectors:
                 det.update(v)
-                if det.drift_detected or det.warning_detected:
+                if det._drift_detected or det._warning_detected:
                     signals.append(det.signal(feature=name))
         for name, v in x.items():
             if name in features or is_missing(v):

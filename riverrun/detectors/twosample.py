@@ -12,6 +12,7 @@ hovering around ``alpha`` does not chatter. These tests have no warning level:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import deque
 from collections.abc import Hashable
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from river.base import DriftAndWarningDetector
-from scipy import stats
+from scipy import special, stats
 
 from riverrun.detectors.base import DriftSignal, as_number, check_alpha, check_positive_int, next_alarm
 
@@ -236,9 +237,7 @@ class ChiSquare(_WindowTest):
         ref, win = self._ref_counts, self._counts
         categories = [*ref, *(c for c in win if c not in ref)]
         table = [(ref.get(c, 0), win.get(c, 0)) for c in categories]
-        table = [col for col in table if col[0] or col[1]]
-        result = stats.chi2_contingency(np.array(table, dtype=float).T)
-        return float(result.statistic), float(result.pvalue)
+        return chi2_two_rows([col for col in table if col[0] or col[1]])
 
     @property
     def reference_counts(self) -> dict[Hashable, int]:
@@ -249,3 +248,28 @@ class ChiSquare(_WindowTest):
     def window_counts(self) -> dict[Hashable, int]:
         """Count per category in the window (a copy)."""
         return dict(self._counts)
+
+
+def chi2_two_rows(columns: list[tuple[int, int]]) -> tuple[float, float]:
+    """Chi-square test of independence of a 2 x k table given as k (row 0, row 1) columns: what
+    ``scipy.stats.chi2_contingency`` returns (with Yates' correction at one degree of freedom),
+    in plain Python: scipy's call costs about a millisecond, this a few microseconds.
+
+    >>> chi2_two_rows([(30, 10), (20, 40)])
+    (15.041666666666666, 0.00010516355403363098)
+    """
+    rows = (sum(a for a, _ in columns), sum(b for _, b in columns))
+    total = rows[0] + rows[1]
+    dof = len(columns) - 1
+    if dof < 1 or not rows[0] or not rows[1]:
+        return 0.0, 1.0
+    statistic = 0.0
+    for col in columns:
+        col_total = col[0] + col[1]
+        for observed, row in zip(col, rows, strict=True):
+            expected = row * col_total / total
+            diff = expected - observed
+            if dof == 1:  # Yates: move each count half a unit towards its expectation
+                diff = math.copysign(min(0.5, abs(diff)), diff) - diff
+            statistic += diff * diff / expected
+    return statistic, float(special.chdtrc(dof, statistic))

@@ -43,6 +43,7 @@ from riverrun.detectors import (
     PredictionDriftMonitor,
 )
 from riverrun.learners.online import OnlineLearner, Served
+from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import ModelEvent
 
 CHAMPION = "champion"
@@ -55,12 +56,19 @@ class PolicyConfig:
     enabled: bool = True
     challengers: tuple[str, ...] = ()  # recipes run in shadow
     fresh_challenger: bool = True  # start a fresh model of the champion's recipe at a warning
+    fresh_patience: int = 100  # labels it waits for the drift its warning announced
     concept_detector: str = "adwin"
     checkpoint_every: int = 2000  # labels, while healthy
     keep_checkpoints: int = 3
     decision_window: int = 300  # labels after a drift signal on which candidates are compared
     min_decision: int = 30  # ... or fewer, at least this many, when the evidence is clear:
     z: float = 3.0  # a gain of z standard errors
+    decide_at_drift: bool = True  # first judge on the labels since the warning (_decide_at_drift)
+    min_at_drift: int = 10  # ... at least this many
+    suspect_accuracy: float | None = 0.05  # a binary champion this right on the last ...
+    suspect_window: int = 20  # ... labels at a drift meets inverted labels: roll back, pause
+    resume_accuracy: float = 0.5  # resume learning when this share of suspect_window labels agree
+    max_pause: int = 5000  # ... or after this many labels (the world itself may have inverted)
     min_improvement: float = 0.02  # accuracy a candidate must gain over the champion
     cooldown: int = 500  # labels after an action before the next decision
     max_actions: int = 3  # at most this many rollbacks/promotions ...
@@ -108,6 +116,7 @@ class _Evaluation:
     signal: DriftSignal
     start: datetime | None
     labels: int = 0
+    quick_at: int = -1  # the label count at which _decide_at_drift tries again
     correct: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
 
@@ -156,7 +165,14 @@ class ModelLifecycle:
         self._evaluation: _Evaluation | None = None
         self._n_served = 0
         self._fresh_since = 0  # labels seen when the fresh challenger started
+        self._fresh_score = [0, 0]  # champion, fresh: correct on the labels since then
+        self._recent: deque[tuple[dict, Any, bool]] = deque(maxlen=self.config.decision_window)
+        self.paused = False  # labels look corrupted: learning is paused
+        self._paused_since = 0
+        self.n_paused = 0  # labels not learned while paused
+        self._paused_ok: deque[bool] = deque(maxlen=self.config.suspect_window)
         self._pending_events: list[ModelEvent | Checkpoint] = []
+        self._position: dict[str, int] | None = None  # of the label being learned
         self.last_ts: datetime | None = None
 
     @property
@@ -206,71 +222,102 @@ class ModelLifecycle:
     ) -> list[ModelEvent | Checkpoint]:
         """Score the served predictions, learn, update detectors, maybe act. Returns the
         ``ModelEvent``s and ``Checkpoint``s this label caused (to publish and persist)."""
-        served = self.champion._served.get(event_id)
-        self.champion.learn(event_id, x, y)
-        if not self.config.enabled:
+        # A label never served is predicted, then learned: what is scored is that prediction.
+        config = self.config
+        if self.paused:
+            self.n_labels += 1
+            self.last_ts, self._position = ts, position
+            return self._learn_paused(event_id, x, y, ts)
+        champion_ok = self.champion.learn(event_id, x, y).y_pred == y
+        if not config.enabled:
             return []
         self.n_labels += 1
         self.last_ts = ts
-        self._position = position or {}
+        self._position = position
         out = self.drain() if self._pending_events else []
-        # A label never served is predicted-then-learned: score what would have been served.
-        champion_ok = self.champion.model.predict_one(x) == y if served is None else served.y_pred == y
 
         shadow: dict[str, bool] | None = None
         if self.challengers:
             shadow = {CHAMPION: champion_ok}
             for recipe, challenger in self.challengers.items():
-                c_served = challenger._served.get(event_id)
-                challenger.learn(event_id, x, y)
-                shadow[f"challenger:{recipe}"] = c_served is not None and c_served.y_pred == y
-        if self.labels is not None and self.n_labels % self.config.monitor_every == 0:
+                # A challenger started after this event was served is scored test-then-train.
+                shadow[f"challenger:{recipe}"] = challenger.learn(event_id, x, y).y_pred == y
+            if "fresh" in self.challengers:
+                self._fresh_score[0] += champion_ok
+                self._fresh_score[1] += shadow["challenger:fresh"]
+        if self.labels is not None and self.n_labels % config.monitor_every == 0:
             self.labels.update(y)
             if self.labels.drift_detected:
                 self._alert("prior_shift", self.labels.signal(), checkpoint=True, out=out)
+        if config.decide_at_drift:
+            self._recent.append((x, y, champion_ok))
 
-        self.concept.update(0.0 if champion_ok else 1.0)
-        cooling = self.n_labels < self._cooldown_until
-        if self.concept.warning_detected and self.config.fresh_challenger:
-            self._start_fresh_challenger(out)
-        if self.concept.drift_detected and self._evaluation is None and not cooling:
-            signal = self.concept.signal()
-            out.append(self._event("concept_drift", reason="error rate changed", signal=signal))
-            if self.config.fresh_challenger:
-                self._start_fresh_challenger(out)
-            self._evaluation = _Evaluation(signal, ts)
-
+        if self.concept.update(not champion_ok) and self._on_concept_alarm(ts, out):  # rare
+            return out
         if self._evaluation is not None:
-            ev = self._evaluation
-            if shadow is None:
-                shadow = {CHAMPION: champion_ok}
-            for frozen in self.checkpoints:  # frozen checkpoints only matter while judging
-                shadow[f"checkpoint:{frozen.checkpoint.id}"] = frozen.model.predict_one(x) == y
-            ev.labels += 1
-            for name, ok in shadow.items():
-                ev.correct[name] = ev.correct.get(name, 0) + ok
-                ev.seen[name] = ev.seen.get(name, 0) + 1
-            if ev.labels >= self.config.decision_window or self._decisive(ev):
-                out += self._decide(ev)
-                self._evaluation = None
+            self._evaluate(x, y, champion_ok, shadow, out)
         else:
-            if "fresh" in self.challengers and (
-                self.n_labels - self._fresh_since > self.config.decision_window
-            ):
+            if "fresh" in self.challengers and self.n_labels - self._fresh_since > config.fresh_patience:
                 del self.challengers["fresh"]  # a warning no drift followed: stop paying for it
             self._since_checkpoint += 1
-            if self._since_checkpoint >= self.config.checkpoint_every and not cooling:
+            if self._since_checkpoint >= config.checkpoint_every and self.n_labels >= self._cooldown_until:
                 out += self.checkpoint("periodic")
         return out
 
+    def _on_concept_alarm(self, ts: datetime | None, out: list) -> bool:
+        """A warning starts a fresh challenger; a drift (of a *rising* error, outside a cool-down
+        and an evaluation) is decided at once or starts an evaluation. True: acted."""
+        concept, config = self.concept, self.config
+        if not concept.rising:  # the error fell: nothing is wrong
+            return False
+        if concept.warning_detected:
+            if config.fresh_challenger:
+                self._start_fresh_challenger(out)
+            return False
+        if self._evaluation is not None or self.n_labels < self._cooldown_until:
+            return False
+        signal = concept.signal()
+        out.append(self._event("concept_drift", reason="error rate rose", signal=signal))
+        decided = self._decide_at_drift(signal, ts) if config.decide_at_drift else None
+        if decided is not None:
+            out += decided
+            return True
+        if config.fresh_challenger:
+            self._start_fresh_challenger(out)
+        self._evaluation = _Evaluation(signal, ts)
+        if config.decide_at_drift and "fresh" in self.challengers:  # too young to judge yet
+            self._evaluation.quick_at = self._fresh_since + config.min_at_drift
+        return False
+
+    def _evaluate(self, x: dict, y: Any, champion_ok: bool, shadow: dict | None, out: list) -> None:
+        """Score every candidate on this label; decide when the window is over or decisive."""
+        ev = self._evaluation
+        assert ev is not None
+        if self.n_labels == ev.quick_at and (decided := self._decide_at_drift(ev.signal, self.last_ts)):
+            out += decided
+            self._evaluation = None
+            return
+        if shadow is None:
+            shadow = {CHAMPION: champion_ok}
+        for frozen in self.checkpoints:  # frozen checkpoints only matter while judging
+            shadow[f"checkpoint:{frozen.checkpoint.id}"] = frozen.model.predict_one(x) == y
+        ev.labels += 1
+        for name, ok in shadow.items():
+            ev.correct[name] = ev.correct.get(name, 0) + ok
+            ev.seen[name] = ev.seen.get(name, 0) + 1
+        if ev.labels >= self.config.decision_window or self._decisive(ev):
+            out += self._decide(ev)
+            self._evaluation = None
+
     def _start_fresh_challenger(self, out: list) -> None:
         """A fresh model of the champion's recipe, learning the world since the warning. One
-        started more than a decision window ago has seen the old world too: it is replaced."""
+        started more than ``fresh_patience`` labels ago has seen the old world too: replaced."""
         if "fresh" in self.challengers and (
-            self._evaluation is not None or self.n_labels - self._fresh_since <= self.config.decision_window
+            self._evaluation is not None or self.n_labels - self._fresh_since <= self.config.fresh_patience
         ):
             return
         self._fresh_since = self.n_labels
+        self._fresh_score = [0, 0]
         self.challengers["fresh"] = OnlineLearner(
             f"{self.name}:fresh", self.recipe, self.champion.window_size
         )
@@ -281,21 +328,143 @@ class ModelLifecycle:
             )
         )
 
+    def _decide_at_drift(self, signal: DriftSignal, ts: datetime | None) -> list | None:
+        """Act at once on the labels up to the drift, when they suffice; None: evaluate.
+
+        ADWIN has just found that the champion's error rose. The last labels are buffered, and
+        the checkpoints are frozen, so they can be judged now:
+
+        1. a binary champion right on at most ``suspect_accuracy`` of the last
+           ``suspect_window`` labels has not met a new world but *inverted labels* (a broken
+           labelling job): roll back to the last healthy checkpoint and pause learning
+           (``_pause``; ``max_pause`` bounds it, should the world itself have inverted);
+        2. a checkpoint that clearly beats the champion (``_clearly_better``) on the labels since
+           the warning (at least ``min_decision``) is rolled back to;
+        3. when the fresh challenger, on the labels since the warning (at least
+           ``min_at_drift``), did better than the champion and at least as well as every
+           checkpoint, the world changed and no past model helps: it is promoted now, as River's
+           ``DriftRetrainingClassifier`` would.
+
+        The champion is checkpointed before any switch, so a later drift can still undo it.
+        """
+        config = self.config
+        recent = list(self._recent)
+
+        def accuracy(predict, n: int) -> float:
+            return sum((ok if predict is None else predict(x) == y) for x, y, ok in recent[-n:]) / n
+
+        m = config.suspect_window
+        if (
+            config.suspect_accuracy is not None
+            and self.champion.label_kind == "bool"
+            and len(recent) >= m
+            and (champion := accuracy(None, m)) <= config.suspect_accuracy
+        ):
+            return self._pause(signal, champion, m, ts)
+        since = self.n_labels - self._fresh_since if "fresh" in self.challengers else 0
+        n = min(max(since, config.min_decision), len(recent))  # the checkpoints' evidence
+        scores = {CHAMPION: accuracy(None, n)}
+        for frozen in self.checkpoints:
+            scores[f"checkpoint:{frozen.checkpoint.id}"] = accuracy(frozen.model.predict_one, n)
+        best = max(scores, key=lambda k: (scores[k], k == CHAMPION))
+        clear = best != CHAMPION and self._clearly_better(scores[best], scores[CHAMPION], n)
+        if clear and n >= config.min_decision:
+            gain = scores[best] - scores[CHAMPION]
+        elif config.min_at_drift <= since <= len(recent):  # the fresh model's evidence
+            n = since
+            scores = {CHAMPION: accuracy(None, n), "challenger:fresh": self._fresh_score[1] / n}
+            for frozen in self.checkpoints:
+                scores[f"checkpoint:{frozen.checkpoint.id}"] = accuracy(frozen.model.predict_one, n)
+            best = max(scores, key=lambda k: (scores[k], k == CHAMPION, k.startswith("challenger")))
+            if best != "challenger:fresh" or scores[best] <= scores[CHAMPION]:
+                return None
+            gain = scores[best] - scores[CHAMPION]
+        else:
+            return None
+        if self._capped():
+            return None
+        compared = {name: {"accuracy": acc, "labels": float(n)} for name, acc in scores.items()}
+        return self._act(best, gain, n, signal, compared, ts, "up to the drift")
+
+    # -- suspect labels ------------------------------------------------------------------------
+
+    def _pause(self, signal: DriftSignal, accuracy: float, n: int, ts: datetime | None) -> list:
+        """Labels look inverted: serve the last healthy checkpoint, stop learning until the
+        labels agree with the champion again (``_learn_paused``)."""
+        out: list[ModelEvent | Checkpoint] = []
+        healthy = [f for f in self.checkpoints if f.healthy]
+        if healthy and not self._capped():
+            target = healthy[-1].checkpoint.id
+            reason = (
+                f"labels look corrupted: the champion got {1 - accuracy:.0%} of the last {n} labels "
+                f"wrong; back to {target}, the last checkpoint taken while healthy"
+            )
+            compared = {CHAMPION: {"accuracy": accuracy, "labels": float(n)}}
+            out += self._act(f"checkpoint:{target}", 0.0, n, signal, compared, ts, "", reason=reason)
+        self.challengers.pop("fresh", None)  # it learned the suspect labels
+        self.paused = True
+        self._paused_since = self.n_labels
+        self._paused_ok.clear()
+        out.append(
+            self._event(
+                "learning_paused",
+                reason=(
+                    f"{1 - accuracy:.0%} of the last {n} labels contradict the champion: labels "
+                    f"are judged, not learned, and dead-lettered until at least "
+                    f"{self.config.resume_accuracy:.0%} of {self.config.suspect_window} in a row agree"
+                ),
+                signal=signal,
+                start=ts,
+            )
+        )
+        return out
+
+    def _learn_paused(self, event_id: str, x: dict, y: Any, ts: datetime | None) -> list:
+        """While paused: judge the champion on the label, learn nothing; resume when the
+        labels agree with it again."""
+        ok = self.champion.judge(event_id, x).y_pred == y
+        for challenger in self.challengers.values():
+            challenger.forget(event_id)
+        self.n_paused += 1
+        self._paused_ok.append(ok)
+        window = self._paused_ok
+        agree = len(window) == window.maxlen and sum(window) >= self.config.resume_accuracy * len(window)
+        timeout = self.n_labels - self._paused_since >= self.config.max_pause
+        if not (agree or timeout):
+            return []
+        self.paused = False
+        self.concept = ConceptDriftDetector(self.config.concept_detector)  # errors since resuming
+        self._cooldown_until = self.n_labels + self.config.cooldown
+        return [
+            self._event(
+                "learning_resumed",
+                reason=(
+                    f"{sum(window)} of the last {len(window)} labels agree with the champion"
+                    if agree
+                    else f"labels still contradict the champion after {self.config.max_pause}: the "
+                    "world itself may have inverted; learning again"
+                )
+                + f" ({self.n_paused} labels not learned so far)",
+            )
+        ]
+
+    def _clearly_better(self, p: float, champion: float, n: int) -> bool:
+        """A gain of ``min_improvement`` and of ``z`` standard errors of the difference."""
+        se = math.sqrt(max(p * (1 - p) + champion * (1 - champion), 1e-9) / n)
+        return p - champion >= self.config.min_improvement and p - champion > self.config.z * se
+
     def _decisive(self, ev: _Evaluation) -> bool:
-        """Decide early when a candidate, scored on every label since the drift, already beats
-        the champion by ``min_improvement`` and by ``z`` standard errors of the difference."""
+        """Decide early when a candidate, scored on every label since the drift, already
+        clearly beats the champion."""
         n = ev.labels
         if n < self.config.min_decision:
             return False
         champion = ev.correct[CHAMPION] / n
-        for name, correct in ev.correct.items():
-            if name == CHAMPION or ev.seen.get(name) != n:
-                continue
-            p = correct / n
-            se = math.sqrt(max(p * (1 - p) + champion * (1 - champion), 1e-9) / n)
-            if p - champion >= self.config.min_improvement and p - champion > self.config.z * se:
-                return True
-        return False
+        return any(
+            self._clearly_better(correct / n, champion, n)
+            for name, correct in ev.correct.items()
+            if name != CHAMPION and ev.seen.get(name) == n
+        )
 
     def _decide(self, ev: _Evaluation) -> list[ModelEvent | Checkpoint]:
         n = ev.labels
@@ -313,9 +482,7 @@ class ModelLifecycle:
         best = max(scores, key=lambda k: (scores[k], k == CHAMPION))
         gain = scores[best] - scores[CHAMPION]
         self._cooldown_until = self.n_labels + self.config.cooldown
-        while self._actions and self._actions[0] <= self.n_labels - self.config.action_window:
-            self._actions.popleft()
-        capped = len(self._actions) >= self.config.max_actions
+        capped = self._capped()
         if best == CHAMPION or gain < self.config.min_improvement or capped:
             self.challengers.pop("fresh", None)  # it had its chance
             why = (
@@ -324,6 +491,26 @@ class ModelLifecycle:
                 else f"no candidate beats the champion by {self.config.min_improvement:.2f}"
             )
             return [self._event("keep", reason=why, signal=ev.signal, compared=compared, start=ev.start)]
+        return self._act(best, gain, n, ev.signal, compared, ev.start, "since the drift")
+
+    def _capped(self) -> bool:
+        while self._actions and self._actions[0] <= self.n_labels - self.config.action_window:
+            self._actions.popleft()
+        return len(self._actions) >= self.config.max_actions
+
+    def _act(
+        self,
+        best: str,
+        gain: float,
+        n: int,
+        signal: DriftSignal,
+        compared: dict,
+        start: datetime | None,
+        window: str,
+        reason: str | None = None,
+    ) -> list[ModelEvent | Checkpoint]:
+        """Roll back to checkpoint ``best`` or promote challenger ``best``."""
+        self._cooldown_until = self.n_labels + self.config.cooldown
         target = next((f for f in self.checkpoints if f"checkpoint:{f.checkpoint.id}" == best), None)
         # Save the champion before replacing it (the rollback target is held above: the new
         # checkpoint may push it out of the kept ones).
@@ -332,23 +519,23 @@ class ModelLifecycle:
         before = self.version
         if target is not None:
             frozen = target
-            self.champion.model = pickle.loads(frozen.checkpoint.blob)
+            self.champion.model = rebuilt(pickle.loads(frozen.checkpoint.blob))
             action, ckpt = "rollback", frozen.checkpoint.id
-            reason = (
-                f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels since "
-                "the drift: the champion looks damaged (e.g. by bad labels)"
+            reason = reason or (
+                f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels {window}: "
+                "the champion looks damaged (e.g. by bad labels)"
             )
         else:
             recipe = best.removeprefix("challenger:")
             challenger = self.challengers[recipe]
-            self.champion.model = pickle.loads(pickle.dumps(challenger.model))
+            self.champion.model = rebuilt(challenger.model)  # a deep copy
             self.champion.recipe = challenger.recipe
             if recipe == "fresh":
                 del self.challengers["fresh"]
             action, ckpt = "promotion", None
-            reason = (
-                f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels since "
-                "the drift: the world looks changed"
+            reason = reason or (
+                f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels {window}: "
+                "the world looks changed"
             )
         self.champion.version += 1
         self.concept = ConceptDriftDetector(self.config.concept_detector)  # a new model's errors
@@ -356,9 +543,9 @@ class ModelLifecycle:
             self._event(
                 action,
                 reason=reason,
-                signal=ev.signal,
+                signal=signal,
                 compared=compared,
-                start=ev.start,
+                start=start,
                 from_version=before,
                 to_version=self.version,
                 checkpoint=ckpt,
@@ -384,7 +571,9 @@ class ModelLifecycle:
             event_time_end=self.last_ts,
         )
         healthy = reason == "periodic"
-        self.checkpoints.append(_Frozen(ckpt, pickle.loads(ckpt.blob), healthy))
+        # Pickling slowed the champion down for good (``rebuild``): serve a rebuilt copy.
+        self.champion.model = rebuilt(self.champion.model)
+        self.checkpoints.append(_Frozen(ckpt, rebuilt(pickle.loads(ckpt.blob)), healthy))
         while len(self.checkpoints) > self.config.keep_checkpoints:
             # Drop the oldest, but keep at least one healthy checkpoint to roll back to.
             victim = self.checkpoints[0]
@@ -407,7 +596,7 @@ class ModelLifecycle:
             self.last_ts = ts
         out: list[ModelEvent | Checkpoint] = self.checkpoint("before operator rollback")
         before = self.version
-        self.champion.model = pickle.loads(checkpoint_blob)
+        self.champion.model = rebuilt(pickle.loads(checkpoint_blob))
         self.champion.version += 1
         self.concept = ConceptDriftDetector(self.config.concept_detector)
         self._evaluation = None
@@ -463,7 +652,7 @@ class ModelLifecycle:
             compared=compared or {},
             event_time_start=start,
             event_time_end=self.last_ts,
-            position={"labels": self.n_labels, **getattr(self, "_position", {})},
+            position={"labels": self.n_labels, **(self._position or {})},
             at=self.last_ts,
         )
 

@@ -11,7 +11,7 @@ then. Pure: no Kafka, no Bytewax, no clocks.
 >>> served[0].proba
 {False: 0.5, True: 0.5}
 >>> for i, (x, y) in enumerate(stream):
-...     learner.learn(str(i), x, y)
+...     scored = learner.learn(str(i), x, y)  # the prediction that was scored
 >>> learner.n_learned, learner.n_pending
 (3, 0)
 """
@@ -79,10 +79,12 @@ class OnlineLearner:
         self.n_predicted += 1
         return served
 
-    def learn(self, event_id: str, x: dict, y: Any) -> None:
+    def learn(self, event_id: str, x: dict, y: Any) -> Served:
         """Score the prediction served for ``event_id`` against ``y``, then learn from ``(x, y)``.
+        Returns the prediction that was scored.
 
-        A label whose prediction was never served is predicted first, then learned. A label of
+        A label whose prediction was never served is predicted first, then learned (and that
+        prediction is the one returned). A label of
         another kind than the first one (``True`` then ``"yes"``) raises ``TypeError`` before the
         model is touched.
         """
@@ -100,6 +102,13 @@ class OnlineLearner:
             self.scoreboard.update(y, served.y_pred, served.proba)
         self.model.learn_one(x, y)
         self.n_learned += 1
+        return served
+
+    def judge(self, event_id: str, x: dict) -> Served:
+        """The prediction served for ``event_id`` (or one made now), for a label that will not
+        be learned nor scored (learning paused)."""
+        served = self._served.pop(event_id, None)
+        return self._predict(x) if served is None else served
 
     def forget(self, event_id: str) -> None:
         """Drop the served prediction of an event whose label will never come (TTL expired)."""

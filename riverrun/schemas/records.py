@@ -124,6 +124,8 @@ ModelAction = Literal[
     "prior_shift",
     "prediction_drift",
     "challenger_started",
+    "learning_paused",
+    "learning_resumed",
 ]
 
 

@@ -31,7 +31,7 @@ def _cmd_demo(args) -> int:
     )
     print(
         f"demo: {summary['predictions']} predictions, {summary['dead_letters']} dead letters "
-        f"in {summary['seconds']:.1f}s"
+        f"(bad input), {summary['quarantined_labels']} labels quarantined in {summary['seconds']:.1f}s"
     )
     for model, m in summary["final"].items():
         print(

@@ -5,9 +5,10 @@ concept drift, a stretch of corrupted (flipped) labels, and a covariate shift on
 Labels arrive a fixed time after their event and a few malformed records are mixed in. Two
 copies of ``lr`` learn side by side through the same dataflow as ``riverrun run`` (in-memory
 sources): one with the model lifecycle (drift detection, challengers, checkpoints, rollback,
-promotion), one without. Expected: the policy promotes a challenger after the drift, rolls back
-to the pre-corruption checkpoint after the bad labels, and only alerts and checkpoints on the
-covariate shift.
+promotion), one without. Expected: the policy promotes a challenger after the drift; when the
+flipped labels start, it rolls back to the last checkpoint taken before them and pauses learning
+(the labels it does not learn go to the dead letters as ``label_quarantined``) until the labels
+agree with the model again; and it only alerts and checkpoints on the covariate shift.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def run_demo(
     if bar is not None:
         bar.close()
 
+    # Labels not learned while a model paused learning are dead letters too, counted apart.
+    bad_input = [d for d in dead if d.reason != "label_quarantined"]
     truth = [(events[i].ts, text) for i, text in scenario.markers()]
     (out / "model-events.jsonl").write_bytes(b"".join(to_json(e) + b"\n" for e in model_events))
     report = write_report(
@@ -134,7 +137,8 @@ def run_demo(
             "label_delay_seconds": label_delay_seconds,
         },
         predictions=n_predictions,
-        dead_letters=[{"reason": d.reason, "error": d.error} for d in dead],
+        dead_letters=[{"reason": d.reason, "error": d.error} for d in bad_input],
+        quarantined_labels=len(dead) - len(bad_input),
         actions=actions_summary(model_events),
         seconds=round(seconds, 3),
     )
@@ -148,7 +152,7 @@ def run_demo(
     actions = [
         (e.action, e.to_version)
         for e in model_events
-        if e.action in ("rollback", "promotion", "covariate_shift")
+        if e.action in ("rollback", "promotion", "covariate_shift", "learning_paused", "learning_resumed")
     ]
     return {
         "report": report,
@@ -156,7 +160,8 @@ def run_demo(
         "seconds": seconds,
         "final": finals,
         "predictions": n_predictions,
-        "dead_letters": len(dead),
+        "dead_letters": len(bad_input),
+        "quarantined_labels": len(dead) - len(bad_input),
         "actions": actions,
         "registry": registry_dir,
     }

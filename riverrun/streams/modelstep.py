@@ -70,6 +70,7 @@ class ModelStep:
         self.join = LabelJoin(config.label_ttl_seconds)
         self.n_duplicate_events = 0
         self.n_model_errors = 0
+        self.n_quarantined_labels = 0
         self.last_ts: datetime | None = None
         self._since_report = 0
         self._next_seq = 0
@@ -179,6 +180,7 @@ class ModelStep:
             self._learn(label.event_id, x, label.label, out, label.ts, item.partition, item.offset)
 
     def _learn(self, event_id: str, x: dict, y, out: list, ts: datetime, partition: int, offset: int) -> None:
+        paused = self.lifecycle.paused  # labels look corrupted: this one is judged, not learned
         try:
             position = {"partition": partition, "offset": offset}
             out.extend(self.lifecycle.learn(event_id, x, y, ts, position))
@@ -188,6 +190,9 @@ class ModelStep:
             label = {"event_id": event_id, "label": y}
             out.append(self._rejected(label, "label", "model_error", exc))
             return
+        if paused:
+            self.n_quarantined_labels += 1
+            out.append(self._quarantined(event_id, y, ts, partition, offset))
         self._since_report += 1
         if self._since_report >= self.config.report_every:
             self._since_report = 0
@@ -201,6 +206,17 @@ class ModelStep:
             origin,
             "duplicate_event_id",
             f"event_id {item.event.event_id!r} is already waiting for its label; not served twice",
+        )
+
+    def _quarantined(self, event_id: str, y, ts: datetime, partition: int, offset: int) -> DeadLetter:
+        """A label not learned while learning is paused: kept, to be re-fed once checked."""
+        payload = json.dumps({"event_id": event_id, "label": y, "ts": ts.isoformat()}).encode()
+        message = (
+            f"model {self.config.model!r} paused learning: recent labels contradict it (see its "
+            "learning_paused model event); this label was not learned"
+        )
+        return dead_letter(
+            "label", payload, Origin(partition=partition, offset=offset), "label_quarantined", message
         )
 
     def _rejected(self, record, kind: str, reason: str, exc: Exception) -> DeadLetter:
@@ -229,6 +245,7 @@ class ModelStep:
             "duplicate_events": self.n_duplicate_events,
             "unserved_labels": self.learner.n_unserved,
             "model_errors": self.n_model_errors,
+            "quarantined_labels": self.n_quarantined_labels,
         }
 
     def metrics_point(self, final: bool = False) -> MetricsPoint:

@@ -30,12 +30,15 @@ MARKED_ACTIONS = (
     "covariate_shift",
     "prior_shift",
     "prediction_drift",
+    "learning_paused",
+    "learning_resumed",
 )
 
 
 MARKER_COLORS = {
     "rollback": "darkorange",
     "promotion": "green",
+    "learning": "saddlebrown",
     "shift": "purple",
     "drift": "crimson",
     "corrupt": "grey",
