@@ -38,6 +38,7 @@ from riverrun.detectors.base import DriftSignal
 Method = Literal["adwin", "hddm_a", "kswin"]
 _CLASSES = {"adwin": drift.ADWIN, "hddm_a": binary.HDDMA, "kswin": drift.KSWIN}
 KSWIN_SEED = 42
+_INF = math.inf
 
 
 class ConceptDriftDetector(DriftAndWarningDetector):
@@ -102,7 +103,7 @@ class ConceptDriftDetector(DriftAndWarningDetector):
         """Add one error (1 = error, 0 = correct, or a finite loss; HDDM-A needs [0, 1]).
         Returns True when this update raised a drift or a warning."""
         x = float(error)
-        if not math.isfinite(x):
+        if not -_INF < x < _INF:  # NaN fails this too
             raise ValueError(f"ConceptDriftDetector: error must be finite, got {error!r}")
         if self._drift_detected:
             self._sum, self._count = 0.0, 0

@@ -77,7 +77,8 @@ class PolicyConfig:
     prior: bool = True  # label and prediction distributions
     reference_size: int = 500  # sampled values forming each monitor's reference
     monitor_window: int = 500  # sampled values in each monitor's sliding window
-    monitor_every: int = 5  # distribution monitors see every n-th event/label (a sample)
+    monitor_every: int = 10  # distribution monitors see every n-th event/label (a sample) ...
+    monitor_check_every: int = 25  # ... and test every this many sampled values
     psi_warning: float = 0.1  # PSI conventions: < 0.1 stable, 0.1-0.2 moderate, > 0.2 shifted
     psi_threshold: float = 0.2
     ks_alpha: float | None = None  # KS on numeric features too (None: PSI alone, far cheaper)
@@ -142,17 +143,26 @@ class ModelLifecycle:
                 psi_threshold=c.psi_threshold,
                 ks_alpha=c.ks_alpha,
                 chi2_alpha=c.chi2_alpha,
+                check_every=c.monitor_check_every,
             )
             if c.covariate
             else None
         )
         self.labels = (
-            LabelShiftMonitor(reference_size=c.reference_size, window_size=c.monitor_window)
+            LabelShiftMonitor(
+                reference_size=c.reference_size,
+                window_size=c.monitor_window,
+                check_every=c.monitor_check_every,
+            )
             if c.prior
             else None
         )
         self.predictions = (
-            PredictionDriftMonitor(reference_size=c.reference_size, window_size=c.monitor_window)
+            PredictionDriftMonitor(
+                reference_size=c.reference_size,
+                window_size=c.monitor_window,
+                check_every=c.monitor_check_every,
+            )
             if c.prior
             else None
         )
@@ -190,10 +200,11 @@ class ModelLifecycle:
             return served
         if ts is not None:
             self.last_ts = ts
-        for challenger in self.challengers.values():
-            challenger.predict(event_id, x)
+        if self.challengers:
+            for challenger in self.challengers.values():
+                challenger.predict(event_id, x)
         self._n_served += 1
-        if self._n_served % self.config.monitor_every:
+        if self._n_served % self.config.monitor_every:  # the hot path ends here
             return served
         if self.covariate is not None:
             self.covariate.update(x)

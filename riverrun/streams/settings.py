@@ -101,12 +101,19 @@ class PolicySettings(_Section):
     enabled: bool = True
     challengers: list[str] = Field(default_factory=list, description="recipes run in shadow")
     fresh_challenger: bool = True
+    fresh_patience: int = Field(100, ge=1)
     concept_detector: Literal["adwin", "hddm_a", "kswin"] = "adwin"
     checkpoint_every: int = Field(2000, ge=1)
     keep_checkpoints: int = Field(3, ge=1)
     decision_window: int = Field(300, ge=10)
     min_decision: int = Field(30, ge=1)
     z: float = Field(3.0, ge=0)
+    decide_at_drift: bool = True
+    min_at_drift: int = Field(10, ge=1)
+    suspect_accuracy: float | None = Field(0.05, ge=0, lt=0.5, description="None: never pause learning")
+    suspect_window: int = Field(20, ge=5)
+    resume_accuracy: float = Field(0.5, gt=0, le=1)
+    max_pause: int = Field(5000, ge=1)
     min_improvement: float = Field(0.02, ge=0)
     cooldown: int = Field(500, ge=0)
     max_actions: int = Field(3, ge=1)
@@ -115,7 +122,8 @@ class PolicySettings(_Section):
     prior: bool = True
     reference_size: int = Field(500, ge=10)
     monitor_window: int = Field(500, ge=10)
-    monitor_every: int = Field(5, ge=1)
+    monitor_every: int = Field(10, ge=1)
+    monitor_check_every: int = Field(25, ge=1)
     psi_warning: float = Field(0.1, gt=0)
     psi_threshold: float = Field(0.2, gt=0)
     ks_alpha: float | None = Field(None, gt=0, lt=1, description="None: PSI only (cheaper)")
