@@ -37,6 +37,7 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
 from riverrun.learners.lifecycle import Checkpoint
+from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, Origin, decode_event, decode_label
 from riverrun.streams.features import EntityFeatures, FeatureMode, identity_features
 from riverrun.streams.items import (
@@ -200,7 +201,10 @@ class _ModelLogic(StatefulLogic):
         return [], StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.step is not None:  # pickling slowed every object of the step down: rebuild them
+            self.step = rebuilt(self.step)
+        return blob
 
 
 def build_dataflow(
@@ -266,7 +270,7 @@ def build_dataflow(
         routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
 
     def builder(resume: bytes | None) -> _ModelLogic:
-        step = pickle.loads(resume) if resume is not None else None
+        step = rebuilt(pickle.loads(resume)) if resume is not None else None  # see learners.rebuild
         return _ModelLogic(configs, spec.finite, step)
 
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
