@@ -4,13 +4,18 @@ The champion serves. Challengers (other recipes, and a fresh model started at a 
 see the same traffic in shadow, are scored on the same labels and never serve. Checkpoints are
 frozen copies of the champion taken every ``checkpoint_every`` labels while healthy, before any
 risky transition, on a covariate-shift alarm and on demand; the last ``keep_checkpoints`` stay in
-memory and keep predicting (without learning) on every label, so they can be compared.
+memory (frozen: they never learn) so they can be compared.
 
-On concept drift (ADWIN by default, on the champion's served-prediction errors) the lifecycle
-*evaluates*: for the next ``decision_window`` labels it scores every candidate (champion,
-challengers, checkpoints) on the same labels, then acts on the evidence: roll back to a
-checkpoint (the champion was damaged, e.g. by bad labels), promote a challenger (the world
-changed), or keep. Every action has a cool-down and a cap per window, and is a ``ModelEvent``.
+On concept drift (ADWIN by default, on the champion's served-prediction errors, when the error
+rose) the lifecycle first decides at once if the buffered labels since the warning suffice
+(``_decide_at_drift``): inverted labels (a binary champion nearly always wrong) roll back to the
+last healthy checkpoint and *pause learning* until the labels agree with it again; a checkpoint
+that clearly beats the champion is rolled back to; a fresh challenger that beat the champion and
+every checkpoint is promoted. Otherwise it *evaluates*: for the next ``decision_window`` labels
+it scores every candidate (champion, challengers, checkpoints) on the same labels, then acts on
+the evidence: roll back to a checkpoint (the champion was damaged), promote a challenger (the
+world changed), or keep. Every action has a cool-down and a cap per window, and is a
+``ModelEvent``.
 Covariate shift (PSI/KS/chi-square on the features), prior shift (labels) and prediction drift
 only alert and checkpoint: label-free evidence never rolls back.
 
