@@ -105,14 +105,26 @@ class Checkpoint:
     event_time_end: datetime | None
 
 
-@dataclass
 class _Frozen:
-    """A checkpoint kept in memory: it predicts on each label, never learns."""
+    """A checkpoint kept in memory: it predicts while candidates are judged, never learns.
 
-    checkpoint: Checkpoint
-    model: Any
-    healthy: bool
-    correct: deque = field(default_factory=deque)
+    Its model is unpickled from the blob when first needed, and left out of pickles (recovery
+    snapshots): the blob alone is the state, so a snapshot carries each checkpoint once, not twice.
+    """
+
+    def __init__(self, checkpoint: Checkpoint, healthy: bool):
+        self.checkpoint = checkpoint
+        self.healthy = healthy
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = rebuilt(pickle.loads(self.checkpoint.blob))
+        return self._model
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None}
 
 
 @dataclass
@@ -589,7 +601,7 @@ class ModelLifecycle:
         healthy = reason == "periodic"
         # Pickling slowed the champion down for good (``rebuild``): serve a rebuilt copy.
         self.champion.model = rebuilt(self.champion.model)
-        self.checkpoints.append(_Frozen(ckpt, rebuilt(pickle.loads(ckpt.blob)), healthy))
+        self.checkpoints.append(_Frozen(ckpt, healthy))
         while len(self.checkpoints) > self.config.keep_checkpoints:
             # Drop the oldest, but keep at least one healthy checkpoint to roll back to.
             victim = self.checkpoints[0]
