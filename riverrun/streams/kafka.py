@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from bytewax.connectors.kafka import KafkaSource
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
@@ -20,17 +20,60 @@ def admin(settings: Settings) -> AdminClient:
 
 
 def check_broker(settings: Settings, timeout: float = 10.0) -> set[str]:
-    """The broker's topic names; ``ServiceUnavailable`` (with what to do) when it does not answer."""
+    """The broker's topic names; ``ServiceUnavailable`` (with what to do) when it does not answer.
+
+    Refused credentials and failed TLS handshakes are ``ConfigError`` at the first refusal:
+    librdkafka retries them silently until the timeout otherwise, and reports only a generic
+    "transport failure", which sends the operator looking for a network problem.
+    """
     servers = settings.kafka.bootstrap_servers
-    try:
-        metadata = admin(settings).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise ServiceUnavailable(
-            f"Kafka at {servers} did not answer within {timeout:.0f}s ({exc.args[0]}). "
-            "Start one with `bash infra/services.sh start`, or point riverrun at yours with "
-            "KAFKA_BOOTSTRAP_SERVERS / [kafka] bootstrap_servers."
-        ) from exc
+    refused: list[KafkaError] = []
+    last: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            refused.append(err)
+        elif err.code() != KafkaError._ALL_BROKERS_DOWN:
+            last[:] = [err.str()]
+
+    # Errors come through error_cb and end up in the message: librdkafka's own log would print
+    # one line per reconnection attempt.
+    conf = {**settings.kafka.client_config(), "error_cb": on_error, "log_level": "0"}
+    client = AdminClient(conf)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            metadata = client.list_topics(timeout=max(0.1, min(0.5, deadline - time.monotonic())))
+            break
+        except KafkaException as exc:
+            client.poll(0)  # serves error_cb
+            if refused:
+                raise ConfigError(_refusal_message(settings, refused[0])) from None
+            if time.monotonic() < deadline:
+                continue
+            raise ServiceUnavailable(
+                f"Kafka at {servers} did not answer within {timeout:.0f}s "
+                f"({last[0] if last else exc.args[0].str()}). "
+                "Start one with `bash infra/services.sh start`, or point riverrun at yours with "
+                "KAFKA_BOOTSTRAP_SERVERS / [kafka] bootstrap_servers."
+            ) from None
     return set(metadata.topics)
+
+
+def _refusal_message(settings: Settings, err: KafkaError) -> str:
+    """What to fix when the broker refused us; librdkafka's reason never holds the password."""
+    k = settings.kafka
+    if err.code() == KafkaError._SSL:
+        return (
+            f"TLS handshake with Kafka at {k.bootstrap_servers} failed: {err.str()}. Point "
+            "[kafka] ssl_ca_location at the PEM of the CA that signed the broker's certificate, "
+            "and check that the certificate names the host you connect to."
+        )
+    return (
+        f"Kafka at {k.bootstrap_servers} refused the credentials of user {k.sasl_username!r} "
+        f"({k.security_protocol}, {k.sasl_mechanism}): {err.str()}. Check [kafka] sasl_username "
+        "and sasl_mechanism, and the password in RIVERRUN_KAFKA__SASL_PASSWORD."
+    )
 
 
 def require_topics(settings: Settings, names: Iterable[str]) -> None:

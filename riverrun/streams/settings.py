@@ -154,6 +154,14 @@ class RegistrySettings(_Section):
     url: str = "riverrun-registry"
     key: SecretStr | None = None
 
+    def __repr_args__(self):
+        """The URL with its password masked: settings get logged and land in error reports,
+        and a Redis URL may carry the ACL user's password (``redis://user:pass@host``)."""
+        from riverrun.registry.redis_store import redact_url
+
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "url" and "://" in value else value
+
     def opener(self, url: str | None = None):
         """A function opening the registry (at ``url``, default ``self.url``), or None without
         a key. A function, so each Bytewax worker opens its own connection."""
