@@ -462,12 +462,42 @@ def test_settings_hide_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RIVERRUN_KAFKA__SASL_PASSWORD", SASL_PASSWORD)
     monkeypatch.setenv("RIVERRUN_REGISTRY__KEY", REGISTRY_KEY)
     monkeypatch.setenv("RIVERRUN_REGISTRY__URL", f"rediss://riverrun:{REDIS_QUOTED}@redis.internal:6380/0")
-    settings = load_settings()
+    extra = {"ssl.key.password": BROKER_PASSWORD, "sasl.oauthbearer.client.secret": REDIS_ADMIN}
+    extra["linger.ms"] = "5"
+    settings = load_settings(kafka={"extra": extra})
     for text in (repr(settings), str(settings), repr(settings.registry), str(settings.kafka)):
         assert not any(s in text for s in SECRETS)
+    assert "'linger.ms': '5'" in repr(settings.kafka)
+    assert settings.kafka.client_config()["ssl.key.password"] == BROKER_PASSWORD
     assert "rediss://riverrun:***@redis.internal:6380/0" in repr(settings)
     assert settings.registry.url.endswith(f"{REDIS_QUOTED}@redis.internal:6380/0")  # usable as is
     assert settings.kafka.client_config()["sasl.password"] == SASL_PASSWORD
     with pytest.raises(ConfigError) as err:
         load_settings(kafka={"security_protocol": f"SASL_{SASL_PASSWORD}"})
     assert SASL_PASSWORD not in str(err.value)
+
+
+def test_replay_with_secrets_in_the_environment_leaks_none(tmp_path: Path) -> None:
+    """`riverrun replay -c CONFIG --policy default` reads the same settings as `run` (secrets
+    included); its output, report, dead letters and plot hold none of them."""
+    config = tmp_path / "riverrun.toml"
+    config.write_text(
+        '[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "SCRAM-SHA-256"\n'
+        'sasl_username = "riverrun"\n[flow.policy]\ncheckpoint_every = 500\n'
+    )
+    env = {
+        "RIVERRUN_KAFKA__SASL_PASSWORD": SASL_PASSWORD,
+        "RIVERRUN_REGISTRY__KEY": REGISTRY_KEY,
+        "RIVERRUN_REGISTRY__URL": f"redis://riverrun:{REDIS_QUOTED}@127.0.0.1:1/0",
+    }
+    logs, stream, out = tmp_path / "cli.log", tmp_path / "stream", tmp_path / "replay"
+    assert cli(["generate", "--out", str(stream), "-n", "1500"], {}, logs).returncode == 0
+    done = cli(
+        ["--log-level", "DEBUG", "replay", "-c", str(config), "--policy", "default", "--no-progress",
+         "--events", str(stream / "events.jsonl"), "--labels", str(stream / "labels.jsonl"),
+         "--out", str(out)],
+        env, logs,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "report.json").is_file() and (out / "predictions.jsonl").is_file()
+    assert assert_no_secret_in(tmp_path) >= 5

@@ -12,6 +12,7 @@ path with ``__`` between levels, e.g. ``RIVERRUN_KAFKA__BOOTSTRAP_SERVERS``; the
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# librdkafka properties whose values are credentials (ssl.key.password, ssl.keystore.password,
+# sasl.oauthbearer.client.secret, sasl.oauthbearer.config, ssl.key.pem, sasl.jaas.config, ...).
+_SENSITIVE = re.compile(r"password|secret|token|jaas|oauthbearer\.config|key\.pem|private", re.IGNORECASE)
+
+
 class KafkaSettings(_Section):
     """How to reach Kafka. ``extra`` passes any librdkafka property through."""
 
@@ -37,6 +43,14 @@ class KafkaSettings(_Section):
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
+
+    def __repr_args__(self):
+        """``extra`` values that are credentials (``ssl.key.password``, an OAuth client secret,
+        a JAAS line, a PEM key) are masked like ``sasl_password``: settings get logged."""
+        for name, value in super().__repr_args__():
+            if name == "extra":
+                value = {k: "**********" if _SENSITIVE.search(k) else v for k, v in value.items()}
+            yield name, value
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by producers, consumers and the admin client."""
