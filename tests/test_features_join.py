@@ -356,19 +356,21 @@ def test_expired_event_prediction_is_forgotten():
     assert "e1" not in step.learner._served and "e2" in step.learner._served
     c = step.counters()
     assert (c["expired_events"], c["pending_events"]) == (1, 1)
-    # e1's late label can no longer be learned: it waits as an orphan early label
-    step.on_item(2, sl(lb("e1", 11)))
+    # e1's late label can no longer be learned: it is a dead letter at once (label_expired)
+    out = step.on_item(2, sl(lb("e1", 11)))
     assert step.learner.n_learned == 0
-    assert step.counters()["early_labels"] == 1
+    assert [d.reason for d in out] == ["label_expired"]
+    assert step.counters()["early_labels"] == 0
 
 
 def test_label_exactly_at_ttl_is_learned_after_is_not():
     step = ModelStep(StepConfig(model="m", recipe="lr", label_ttl_seconds=10))
     items = [fe(ev("a", 0), 0), fe(ev("b", 1), 1), sl(lb("a", 10), 0), sl(lb("b", 11.25), 1)]
-    feed_in_order(step, items)
+    out = feed_in_order(step, items)
     c = step.counters()
     assert step.learner.n_learned == 1
-    assert (c["joined"], c["expired_events"], c["early_labels"]) == (1, 1, 1)
+    assert (c["joined"], c["expired_events"], c["early_labels"]) == (1, 1, 0)
+    assert [d.reason for d in dead(out)] == ["label_expired"]  # b's label came after b expired
     assert step.learner.n_pending == 0
 
 
@@ -402,6 +404,6 @@ def test_model_error_on_huge_integer_label_is_a_dead_letter():
     huge = decode_label(b'{"event_id":"e2","label":123456789012345678901234567890,"ts":3}')
     assert isinstance(huge, Label) and huge.label == 1.2345678901234568e29
     items = [fe(ev("e1", 0), 0), sl(lb("e1", 1), 0), fe(ev("e2", 2), 1), SourcedLabel(huge, 0, 1)]
-    out = feed_in_order(step, items)  # bool model, int label: a model error
+    out = feed_in_order(step, items)  # bool model, float label: the wrong label type
     (dl,) = dead(out)
-    assert dl.reason == "model_error"
+    assert dl.reason == "label_type"

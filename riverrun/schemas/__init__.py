@@ -2,6 +2,7 @@
 
 from riverrun.schemas.decode import (
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_FUTURE_SECONDS,
     Origin,
     dead_letter,
     decode_control,
@@ -13,6 +14,7 @@ from riverrun.schemas.records import Control, DeadLetter, Event, Label, ModelEve
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_FUTURE_SECONDS",
     "Control",
     "DeadLetter",
     "Event",

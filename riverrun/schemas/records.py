@@ -44,6 +44,11 @@ FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 #: Most features one event may carry; more is refused (memory safety).
 MAX_FEATURES = 1_000
+#: The record format version this code reads. Producers may send ``"schema_version": 1``;
+#: any other value is refused (reason ``unsupported_schema_version``), never guessed at.
+SCHEMA_VERSION = 1
+#: Optional on input, never written out (records dump as before).
+SchemaVersion = Annotated[Literal[1], Field(exclude=True)]
 
 
 class _Record(BaseModel):
@@ -65,6 +70,7 @@ class Event(_Record):
     entity: Id
     ts: InputTime
     features: dict[FeatureName, FeatureValue] = Field(max_length=MAX_FEATURES)
+    schema_version: SchemaVersion = SCHEMA_VERSION
 
 
 class Label(_Record):
@@ -73,6 +79,7 @@ class Label(_Record):
     event_id: Id
     label: LabelValue
     ts: InputTime
+    schema_version: SchemaVersion = SCHEMA_VERSION
 
 
 class Prediction(_Record):

@@ -16,6 +16,13 @@ expiring is a pop from the front: memory is what is pending, nothing more.
 True
 >>> j.n_expired_events, j.n_early_labels
 (1, 1)
+>>> j.was_expired("e2")                 # a label for e2 now comes too late
+True
+>>> j.expire(40.0), [lb[0] for lb in j.take_expired_labels()]   # e3 never came
+([], ['e3'])
+
+Labels never vanish silently: one whose event expired (``was_expired``) or whose event never
+came (an expired early label, from ``take_expired_labels``) becomes a dead letter upstream.
 """
 
 from __future__ import annotations
@@ -31,8 +38,12 @@ class LabelJoin:
         self.ttl_seconds = ttl_seconds
         # event_id -> (expires_at, x), in arrival (= deadline) order
         self._pending: OrderedDict[str, tuple[float, dict]] = OrderedDict()
-        # event_id -> (expires_at, y, ts)
-        self._early: OrderedDict[str, tuple[float, Any, float]] = OrderedDict()
+        # event_id -> (expires_at, y, ts, partition, offset)
+        self._early: OrderedDict[str, tuple] = OrderedDict()
+        # event ids whose wait expired -> forget_at (one more TTL), so a late label is explained
+        self._expired: OrderedDict[str, float] = OrderedDict()
+        # early labels that expired since the last take: (event_id, y, ts, partition, offset)
+        self._expired_labels: list[tuple] = []
         self.n_joined = 0
         self.n_early_labels = 0
         self.n_expired_events = 0
@@ -56,13 +67,25 @@ class LabelJoin:
     def has_early_label(self, event_id: str) -> bool:
         return event_id in self._early
 
-    def match_label(self, event_id: str, ts: float, y: Any = None) -> dict | None:
+    def was_expired(self, event_id: str) -> bool:
+        """Whether ``event_id`` waited for its label past the TTL (within the last TTL)."""
+        return event_id in getattr(self, "_expired", ())
+
+    def take_expired_labels(self) -> list[tuple]:
+        """The early labels that expired (no event came): (event_id, y, ts, partition, offset)."""
+        taken = getattr(self, "_expired_labels", [])
+        self._expired_labels = []
+        return taken
+
+    def match_label(
+        self, event_id: str, ts: float, y: Any = None, partition: int = 0, offset: int = 0
+    ) -> dict | None:
         """The features of the pending event (removed), or None: then the label waits as early."""
         pending = self._pending.pop(event_id, None)
         if pending is not None:
             self.n_joined += 1
             return pending[1]
-        self._early[event_id] = (ts + self.ttl_seconds, y, ts)
+        self._early[event_id] = (ts + self.ttl_seconds, y, ts, partition, offset)
         self.n_early_labels += 1
         return None
 
@@ -77,10 +100,18 @@ class LabelJoin:
             pending.popitem(last=False)
             expired.append(event_id)
         self.n_expired_events += len(expired)
+        if not hasattr(self, "_expired"):  # state pickled before these tables existed
+            self._expired, self._expired_labels = OrderedDict(), []
+        gone = self._expired
+        for event_id in expired:
+            gone[event_id] = now + self.ttl_seconds
+        while gone and next(iter(gone.values())) < now:
+            gone.popitem(last=False)
         early = self._early
         while early and next(iter(early.values()))[0] < now:
-            early.popitem(last=False)
+            event_id, entry = early.popitem(last=False)
             self.n_expired_labels += 1
+            self._expired_labels.append((event_id, *entry[1:]))
         return expired
 
     @property

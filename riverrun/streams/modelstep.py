@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from riverrun.learners import OnlineLearner
 from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
+from riverrun.learners.online import label_kind
 from riverrun.schemas import DeadLetter, Origin, dead_letter
 from riverrun.streams.items import (
     ControlItem,
@@ -71,6 +72,7 @@ class ModelStep:
         self.n_duplicate_events = 0
         self.n_model_errors = 0
         self.n_quarantined_labels = 0
+        self.n_rejected_labels = 0  # label_type, label_expired (unknown_event: expired_labels)
         self.last_ts: datetime | None = None
         self._since_report = 0
         self._next_seq = 0
@@ -109,11 +111,11 @@ class ModelStep:
             self._on_control(item, out)
         elif isinstance(item, FeaturedEvent):
             ts = item.event.ts.timestamp()
-            self._expire(ts)
+            self._expire(ts, out)
             self._on_event(item, ts, out)
         else:
             ts = item.label.ts.timestamp()
-            self._expire(ts)
+            self._expire(ts, out)
             self._on_label(item, ts, out)
 
     @property
@@ -121,9 +123,17 @@ class ModelStep:
         """The serving model (the lifecycle's champion)."""
         return self.lifecycle.champion
 
-    def _expire(self, ts: float) -> None:
+    def _expire(self, ts: float, out: list) -> None:
         for event_id in self.join.expire(ts):
             self.lifecycle.forget(event_id)
+        for event_id, y, label_ts, *where in self.join.take_expired_labels():
+            partition, offset = where if where else (None, None)
+            when = datetime.fromtimestamp(label_ts, UTC)
+            message = (
+                f"label for event_id {event_id!r} waited {self.config.label_ttl_seconds:g} s of event time "
+                "and its event never came (unknown id, or already labelled); not learned"
+            )
+            out.append(self._label_letter(event_id, y, when, partition, offset, "unknown_event", message))
 
     def _on_event(self, item: FeaturedEvent, ts: float, out: list) -> None:
         event = item.event
@@ -175,7 +185,42 @@ class ModelStep:
     def _on_label(self, item: SourcedLabel, ts: float, out: list) -> None:
         label = item.label
         self.last_ts = label.ts
-        x = self.join.match_label(label.event_id, ts, label.label)
+        kind = self.learner.label_kind
+        if (
+            kind is not None
+            and label_kind(label.label) != kind
+            and not self.join.has_early_label(label.event_id)
+        ):
+            self.n_rejected_labels += 1
+            message = (
+                f"label {label.label!r} is a {label_kind(label.label)}, but model {self.config.model!r} "
+                f"learns {kind} labels; its event still waits for a label of the right type"
+            )
+            out.append(
+                self._label_letter(
+                    label.event_id, label.label, label.ts, item.partition, item.offset, "label_type", message
+                )
+            )
+            return
+        if not self.join.is_pending(label.event_id) and self.join.was_expired(label.event_id):
+            self.n_rejected_labels += 1
+            message = (
+                f"event {label.event_id!r} stopped waiting for its label "
+                f"{self.config.label_ttl_seconds:g} s of event time after it was served; not learned"
+            )
+            out.append(
+                self._label_letter(
+                    label.event_id,
+                    label.label,
+                    label.ts,
+                    item.partition,
+                    item.offset,
+                    "label_expired",
+                    message,
+                )
+            )
+            return
+        x = self.join.match_label(label.event_id, ts, label.label, item.partition, item.offset)
         if x is not None:
             self._learn(label.event_id, x, label.label, out, label.ts, item.partition, item.offset)
 
@@ -210,14 +255,19 @@ class ModelStep:
 
     def _quarantined(self, event_id: str, y, ts: datetime, partition: int, offset: int) -> DeadLetter:
         """A label not learned while learning is paused: kept, to be re-fed once checked."""
-        payload = json.dumps({"event_id": event_id, "label": y, "ts": ts.isoformat()}).encode()
         message = (
             f"model {self.config.model!r} paused learning: recent labels contradict it (see its "
             "learning_paused model event); this label was not learned"
         )
-        return dead_letter(
-            "label", payload, Origin(partition=partition, offset=offset), "label_quarantined", message
-        )
+        return self._label_letter(event_id, y, ts, partition, offset, "label_quarantined", message)
+
+    @staticmethod
+    def _label_letter(
+        event_id: str, y, ts: datetime, partition: int | None, offset: int | None, reason: str, message: str
+    ) -> DeadLetter:
+        """A valid label that was not learned, re-encoded as JSON, at its source position."""
+        payload = json.dumps({"event_id": event_id, "label": y, "ts": ts.isoformat()}).encode()
+        return dead_letter("label", payload, Origin(partition=partition, offset=offset), reason, message)
 
     def _rejected(self, record, kind: str, reason: str, exc: Exception) -> DeadLetter:
         """The model refused a valid record (e.g. a string feature for a linear model)."""
@@ -246,6 +296,7 @@ class ModelStep:
             "unserved_labels": self.learner.n_unserved,
             "model_errors": self.n_model_errors,
             "quarantined_labels": self.n_quarantined_labels,
+            "rejected_labels": getattr(self, "n_rejected_labels", 0),
         }
 
     def metrics_point(self, final: bool = False) -> MetricsPoint:
