@@ -1,0 +1,98 @@
+"""Bad input mixed into a valid stream (``riverrun.streams.badinput``): every malformed record is
+a dead letter with its origin and the expected reason, nothing crashes, and the valid records are
+predicted and learned exactly as in a clean run (so no bad record reached ``learn_one``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from river import datasets
+
+from riverrun.streams.badinput import mix, static_corpus
+from riverrun.streams.replay import replay
+from riverrun.streams.synth import to_records
+from tests.oracle import write_jsonl
+
+TTL = 120.0
+
+
+def valid_stream():
+    """Phishing, one event a second, labels 30 s later; every 25th event is never labelled."""
+    events, labels = to_records(list(datasets.Phishing()), label_delay=timedelta(seconds=30))
+    labels = [lb for i, lb in enumerate(labels) if i % 25 != 24]
+    return events, labels
+
+
+def _replay(tmp: Path, events: Path, labels: Path) -> tuple[list[dict], list[dict], dict]:
+    out = tmp / "out"
+    replay(events, labels, out, models=[("lr", "lr")], features="none", label_ttl_seconds=TTL, plot=False)
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").open()]
+    dead = [json.loads(line) for line in (out / "dead-letter.jsonl").open()]
+    return predictions, dead, json.loads((out / "report.json").read_text())
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def test_corpus_has_at_least_twenty_kinds():
+    kinds = {b.kind for b in static_corpus()}
+    assert len(kinds) >= 20
+    assert len(kinds) == len(list(static_corpus()))  # each kind once
+
+
+def test_whole_corpus_in_a_valid_stream_is_dead_lettered_and_learning_is_unchanged(tmp_path):
+    events, labels = valid_stream()
+    clean_dir, dirty_dir = tmp_path / "clean", tmp_path / "dirty"
+    clean_dir.mkdir()
+    dirty_dir.mkdir()
+    clean_predictions, clean_dead, clean_report = _replay(
+        clean_dir,
+        write_jsonl(clean_dir / "events.jsonl", events),
+        write_jsonl(clean_dir / "labels.jsonl", labels),
+    )
+    mixed = mix(events, labels, TTL)
+    assert len({kind for _, _, kind, _ in mixed.expected}) >= 24
+    predictions, dead, report = _replay(
+        dirty_dir,
+        _write_lines(dirty_dir / "events.jsonl", mixed.events),
+        _write_lines(dirty_dir / "labels.jsonl", mixed.labels),
+    )
+    # every bad record, and nothing else, is a dead letter, at its line, with the expected reason
+    assert clean_dead == []
+    files = {"event": "events.jsonl", "label": "labels.jsonl"}
+    want = sorted((which, line, reason) for which, line, _, reason in mixed.expected)
+    got = sorted((d["kind"], d["offset"], d["reason"]) for d in dead)
+    assert got == want
+    for d in dead:
+        assert d["partition"] == 0 and d["error"] and d["reason"]
+        # decode-stage letters name their file; join-stage ones (the join knows no topics) do not
+        assert d["topic"] in (files[d["kind"]], None)
+        assert d["topic"] is not None or d["reason"] in {
+            "duplicate_event_id",
+            "label_type",
+            "label_expired",
+            "unknown_event",
+        }
+    # the valid records: predicted and learned exactly as without the bad ones
+    assert predictions == clean_predictions
+    got, want = report["models"]["lr"]["final"], clean_report["models"]["lr"]["final"]
+    assert (got["n_predicted"], got["n_learned"], got["metrics"]) == (
+        want["n_predicted"],
+        want["n_learned"],
+        want["metrics"],
+    )
+    assert got["counters"]["duplicate_events"] == 1 and got["counters"]["expired_labels"] == 1
+
+
+def test_clean_stream_has_no_dead_letters(tmp_path):
+    events, labels = valid_stream()
+    _, dead, _ = _replay(
+        tmp_path,
+        write_jsonl(tmp_path / "events.jsonl", events),
+        write_jsonl(tmp_path / "labels.jsonl", labels),
+    )
+    assert dead == []
