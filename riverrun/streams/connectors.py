@@ -6,6 +6,8 @@ Bytewax types appear here and in ``engine`` only.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -250,7 +252,12 @@ def _headers_of(record: BaseModel) -> list[tuple[str, bytes]] | None:
 
 class _KafkaPartition(StatelessSinkPartition[BaseModel]):
     def __init__(self, client_config: dict[str, str], topic: str):
-        self._producer = VerifiedProducer(client_config)
+        # Wait for acknowledgements as long as librdkafka retries them (message.timeout.ms,
+        # default 300 s): a broker paused or restarting for less than that is waited out, the
+        # epoch just closes later; only a message librdkafka gave up on fails the flow.
+        conf_ms = client_config.get("message.timeout.ms", client_config.get("delivery.timeout.ms"))
+        timeout = float(conf_ms) / 1000 if conf_ms is not None else 300.0
+        self._producer = VerifiedProducer(client_config, flush_timeout=timeout + 5)
         self._topic = topic
 
     def write_batch(self, items: list[BaseModel]) -> None:
@@ -290,54 +297,177 @@ def _event_key(record: dict) -> str:
     )
 
 
-class _RegistryPartition(StatelessSinkPartition):
-    """After a crash the flow re-emits what followed its last snapshot, identically: what the
-    registry already holds (same checkpoint id, position and time; same event) is skipped, so a
-    recovery neither duplicates versions nor audit records."""
+try:  # prometheus-client is a dependency; the counters are also attributes of the partition
+    from prometheus_client import Counter, Gauge
 
-    def __init__(self, open_registry_fn: Callable[[], Any]):
-        self._registry = open_registry_fn()
+    REGISTRY_RETRIES = Counter(
+        "riverrun_registry_write_retries",
+        "Registry writes (checkpoints, audit records) that failed and are retried with backoff",
+    )
+    REGISTRY_PENDING = Gauge(
+        "riverrun_registry_pending_writes", "Checkpoints and audit records waiting for the registry"
+    )
+except (ImportError, ValueError):  # pragma: no cover - absent, or registered twice
+    REGISTRY_RETRIES = REGISTRY_PENDING = None
+
+
+class _RegistryPartition(StatelessSinkPartition):
+    """Writes checkpoints and audit records in order, from a thread of its own, so an
+    unreachable registry (Redis down) never stalls the flow: a failed write is retried with
+    exponential backoff (``retry_initial`` doubling up to ``retry_max`` seconds), counted
+    (``retries``, ``riverrun_registry_write_retries_total``) and logged; what waits meanwhile
+    is ``pending`` (``riverrun_registry_pending_writes``). ``ModelRegistry.save`` lists a
+    version only after its signed blob and metadata are stored, so a write cut short leaves at
+    most an unlisted blob, never a listed version without its checkpoint.
+
+    After a crash the flow re-emits what followed its last snapshot, identically: what the
+    registry already holds (same checkpoint id, position and time; same event) is skipped, so a
+    recovery neither duplicates versions nor audit records. After a failed write the partition
+    re-reads what the registry holds before retrying, so a write that landed just before the
+    connection broke is not repeated.
+
+    Limit: pending writes live in memory. If the process dies while the registry is down, the
+    checkpoints taken meanwhile are not persisted (the model state itself is in the recovery
+    snapshot, and the lifecycle keeps its last ``keep_checkpoints`` checkpoints there)."""
+
+    def __init__(
+        self,
+        open_registry_fn: Callable[[], Any],
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        close_timeout: float = 30.0,
+    ):
+        import threading
+
+        self._open = open_registry_fn
+        self._registry: Any = None
         self._parents: dict[str, int | None] = {}
         self._saved: dict[str, set[tuple]] = {}
         self._audited: dict[str, set[str]] = {}
+        self._retry_initial, self._retry_max = retry_initial, retry_max
+        self._close_timeout = close_timeout
+        self._queue: deque = deque()
+        self._cond = threading.Condition()
+        self._close_by: float | None = None
+        self.retries = 0
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="riverrun-registry-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def write_batch(self, items: list) -> None:
+        with self._cond:
+            self._queue.extend(items)
+            if REGISTRY_PENDING is not None:
+                REGISTRY_PENDING.inc(len(items))
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Let the writer finish what is pending (at most ``close_timeout`` seconds)."""
+        with self._cond:
+            self._close_by = time.monotonic() + self._close_timeout
+            self._cond.notify()
+        self._thread.join(self._close_timeout + 5)
+        if self._queue:
+            log.error(
+                "registry: %d checkpoints/audit records not written at shutdown (registry "
+                "unreachable); the model state is in the recovery snapshot",
+                len(self._queue),
+            )
+
+    def _run(self) -> None:
+        from riverrun.errors import CheckpointError, ServiceUnavailable
+
+        delay = self._retry_initial
+        failing_since: float | None = None
+        while True:
+            with self._cond:
+                while not self._queue and self._close_by is None:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                item = self._queue[0]
+            try:
+                self._write(item)
+            except (ServiceUnavailable, OSError) as exc:
+                self.retries += 1
+                if REGISTRY_RETRIES is not None:
+                    REGISTRY_RETRIES.inc()
+                failing_since = failing_since or time.monotonic()
+                log.warning(
+                    "registry write failed (retry %d, %d pending, retrying in %.1fs): %s",
+                    self.retries,
+                    len(self._queue),
+                    delay,
+                    exc,
+                )
+                self._forget(item.model)  # re-read what landed before retrying
+                with self._cond:
+                    if self._close_by is not None and time.monotonic() + delay > self._close_by:
+                        return
+                    self._cond.wait(delay)
+                delay = min(delay * 2, self._retry_max)
+                continue
+            except (CheckpointError, ValueError) as exc:  # refused for good: never retried
+                log.error("registry refused %s of %s, dropped: %s", type(item).__name__, item.model, exc)
+            with self._cond:
+                self._queue.popleft()
+                if REGISTRY_PENDING is not None:
+                    REGISTRY_PENDING.dec()
+            self.written += 1
+            if failing_since is not None:
+                log.warning(
+                    "registry reachable again after %.1fs; %d writes still pending",
+                    time.monotonic() - failing_since,
+                    len(self._queue),
+                )
+                failing_since = None
+            delay = self._retry_initial
+
+    def _forget(self, model: str) -> None:
+        self._saved.pop(model, None)
 
     def _load(self, model: str) -> None:
+        if self._registry is None:
+            self._registry = self._open()
         if model in self._saved:
             return
         versions = self._registry.versions(model)
-        self._saved[model] = {(v.reason.split(":", 1)[0], v.n_learned, v.event_time_end) for v in versions}
         self._parents[model] = versions[-1].version if versions else None
         self._audited[model] = {_event_key(r) for r in self._registry.audit_log(model)}
+        self._saved[model] = {(v.reason.split(":", 1)[0], v.n_learned, v.event_time_end) for v in versions}
 
-    def write_batch(self, items: list) -> None:
+    def _write(self, item) -> None:
         import pickle
 
-        for item in items:
-            self._load(item.model)
-            if isinstance(item, ModelEvent):
-                record = item.model_dump(mode="json", exclude_none=True)
-                key = _event_key(record)
-                if key not in self._audited[item.model]:
-                    self._registry.audit(item.model, record)
-                    self._audited[item.model].add(key)
-                continue
-            # A Checkpoint: our own pickle of the champion, made in this process a moment ago.
-            end = item.event_time_end.isoformat() if item.event_time_end else None
-            key = (item.id, item.n_learned, end)
-            if key in self._saved[item.model]:
-                continue
-            meta = self._registry.save(
-                item.model,
-                pickle.loads(item.blob),
-                recipe=item.recipe,
-                parent=self._parents[item.model],
-                n_learned=item.n_learned,
-                metrics=item.metrics,
-                event_time=(None, end),
-                reason=f"{item.id}: {item.reason} (serving v{item.version})",
-            )
-            self._saved[item.model].add(key)
-            self._parents[item.model] = meta.version
+        self._load(item.model)
+        if isinstance(item, ModelEvent):
+            record = item.model_dump(mode="json", exclude_none=True)
+            key = _event_key(record)
+            if key not in self._audited[item.model]:
+                self._registry.audit(item.model, record)
+                self._audited[item.model].add(key)
+            return
+        # A Checkpoint: our own pickle of the champion, made in this process a moment ago.
+        end = item.event_time_end.isoformat() if item.event_time_end else None
+        key = (item.id, item.n_learned, end)
+        if key in self._saved[item.model]:
+            return
+        meta = self._registry.save(
+            item.model,
+            pickle.loads(item.blob),
+            recipe=item.recipe,
+            parent=self._parents[item.model],
+            n_learned=item.n_learned,
+            metrics=item.metrics,
+            event_time=(None, end),
+            reason=f"{item.id}: {item.reason} (serving v{item.version})",
+        )
+        self._saved[item.model].add(key)
+        self._parents[item.model] = meta.version
 
 
 class RegistrySink(DynamicSink):

@@ -1,9 +1,76 @@
-"""``riverrun run``: the dataflow on Kafka, with recovery."""
+"""``riverrun run``: the dataflow on Kafka, with recovery.
+
+Checkpoint protocol (Bytewax 0.21 recovery, as riverrun uses it)
+-----------------------------------------------------------------
+
+1. **Start.** ``run_live`` checks the broker and the topics, then the recovery directory's
+   manifest (``riverrun-manifest.json``: input topics, models, features, partitions; written on
+   first start, compared on every later one, so another flow's directory is refused with exit 2),
+   then the registry when the lifecycle is on. Any of these failing stops here, before any state
+   is read or written.
+2. **Resume.** Bytewax opens the SQLite recovery partitions (``part-*.sqlite3``, created on the
+   first start) and resumes at the last epoch committed by every partition. Each stateful step
+   gets its snapshot of that epoch: the Kafka inputs (``events_in``, ``labels_in``,
+   ``control_in``) their next offset per partition (offsets live only here: no consumer-group
+   commits), ``order`` its ``Sequencer`` (buffered items, watermarks, next item number; idle
+   clocks restart now), ``features`` each entity's ``EntityFeatures``, ``model`` the pickled
+   ``ModelStep`` (join, served predictions, learner, metrics, lifecycle with detectors,
+   challengers and frozen checkpoints), rebuilt after unpickling. No snapshot: the topics are
+   read from the beginning.
+3. **Epoch.** Items read during an epoch flow through every step. Kafka sinks publish and then
+   flush in ``write_batch``: every prediction, dead letter and model event of the epoch is
+   acknowledged (``acks=all``, idempotent producer) before the epoch can close; while the
+   broker is away the flush waits (librdkafka retries for ``message.timeout.ms``). The registry
+   sink only queues checkpoints and audit records for its writer thread (step 8).
+4. **Snapshot.** Every ``snapshot_interval_seconds`` the epoch closes and each key touched in
+   it is snapshotted: inputs their next offset, ``order`` and ``model`` pickle bytes (the model
+   step then serves a rebuilt copy), ``features`` a copy. Bytewax writes them with the epoch
+   number into the partitions' ``snaps`` tables.
+5. **Commit.** When all workers are past the epoch and its snapshots are written, each
+   partition's commit epoch advances. Only now have the offsets advanced: a restart resumes
+   here. A kill before this point (during step 3 or 4, e.g. half-way through writing the
+   snapshot) resumes from the previous commit.
+6. **Re-emission.** After a crash, what was read after the last commit is read again and
+   processed again from the committed state: each label is learned exactly once, and the
+   outputs since that commit are published again, identical to the first copies except
+   ``served_at`` (same event order, same model state; in exact order mode, i.e. no idle-input
+   release in between). Consumers dedupe on ``(event_id, model, model_version)``. The registry
+   sink recognises checkpoints and audit records it already holds and skips them.
+7. **Graceful stop.** SIGTERM/SIGINT end the inputs; the last epoch closes with a final snapshot
+   and commit; exit 0; a restart re-emits nothing.
+8. **Registry faults.** The registry writer retries failed writes with exponential backoff
+   (``riverrun_registry_write_retries_total``, a warning per attempt), while the flow goes on
+   predicting and learning; pending writes land in order when the registry is back. A version
+   is listed only once its signed blob and metadata are stored. Pending writes are in memory:
+   a crash while the registry is down loses the checkpoints taken meanwhile from the registry
+   (the model state itself is in the recovery snapshot).
+
+Each failure point and its test:
+
+* kill -9 in the middle of an epoch (step 3): ``tests/test_kafka_flow.py::
+  test_kill_9_and_restart_loses_no_event`` (River alone and with the lifecycle) and
+  ``tests/test_crash_harness.py`` (several kills at random points);
+* kill -9 while a snapshot is being written (step 4, the SQLite WAL growing):
+  ``tests/test_crash_harness.py`` (half the kills), ``scripts/crash_harness.py`` (full size);
+* kill of one or both processes of a two-process cluster (steps 3-5):
+  ``tests/test_crash_harness.py`` ``two-processes`` variant;
+* final state after recovery equal to an uninterrupted run (steps 2, 5, 6):
+  ``tests/test_crash_harness.py``, which compares the whole model step and holdout predictions;
+* graceful stop (step 7): ``test_sigterm_drains_snapshots_and_resumes_without_duplicates``;
+* broker paused or restarted mid-run (step 3): ``tests/test_faults.py`` broker tests;
+* registry (Redis) down mid-run (step 8): ``tests/test_faults.py`` Redis test;
+* wrong recovery directory, unreachable broker, missing topics (step 1): ``tests/test_faults.py::
+  test_recovery_directory_of_another_flow_fails_fast`` and the CLI tests of ``riverrun run``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from bytewax.dataflow import Dataflow
 
@@ -86,6 +153,59 @@ def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataf
     return build_dataflow(spec, events, labels, sinks, kafka=True, control=control, control_loader=loader)
 
 
+#: Written into the recovery directory when it is created: which flow its state belongs to.
+MANIFEST = "riverrun-manifest.json"
+
+
+def recovery_manifest(settings: Settings) -> dict[str, Any]:
+    """What a recovery directory's state depends on: the input topics (their offsets are in
+    it), the models (their state is keyed by name and built from the recipe) and the features
+    (the feature step's state). A directory written by a different flow would resume the wrong
+    offsets into the wrong models."""
+    f, t = settings.flow, settings.topics
+    return {
+        "format": 1,
+        "topics": {"events": t.events, "labels": t.labels, "control": t.control},
+        "models": [{"name": m.name, "recipe": m.recipe} for m in f.models],
+        "features": f.features,
+        "recovery_partitions": settings.recovery.partitions,
+    }
+
+
+def check_recovery_dir(settings: Settings) -> None:
+    """Fail fast when the recovery directory holds another flow's state; record this flow's
+    manifest in a new (or pre-manifest) directory. ``ConfigError`` says what differs and what
+    to do."""
+    directory = Path(settings.recovery.directory)
+    path = directory / MANIFEST
+    want = recovery_manifest(settings)
+    if path.is_file():
+        try:
+            have = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"recovery manifest {path} is unreadable ({exc}): restore it, or point [recovery] "
+                "directory at an empty directory (the flow then re-reads its topics from the start)"
+            ) from exc
+        differs = [k for k in want if have.get(k) != want[k]]
+        if differs:
+            shown = "; ".join(f"{k}: recorded {have.get(k)!r}, configured {want[k]!r}" for k in differs)
+            raise ConfigError(
+                f"recovery directory {directory} holds the state of another flow ({shown}). "
+                "Resuming it would apply that flow's offsets and models to this one: point "
+                "[recovery] directory (RIVERRUN_RECOVERY__DIRECTORY) at this flow's own "
+                "directory, or move this one away to start afresh (the topics are then re-read "
+                "from the beginning)."
+            )
+        return
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"[recovery] directory {directory} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = directory / f".{MANIFEST}.{os.getpid()}"
+    tmp.write_text(json.dumps(want, indent=2) + "\n")
+    os.replace(tmp, path)  # atomic: cluster processes may write it at once (same content)
+
+
 def run_live(
     settings: Settings,
     workers: int | None = None,
@@ -96,6 +216,8 @@ def run_live(
     t = settings.topics
     require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter, t.model_events, t.control])
     r = settings.recovery
+    if r.enabled:
+        check_recovery_dir(settings)
     log.info(
         "riverrun run: brokers=%s models=%s features=%s recovery=%s",
         settings.kafka.bootstrap_servers,
@@ -105,6 +227,7 @@ def run_live(
     )
     stop = StopSignal()
     stop.install()  # SIGTERM/SIGINT: drain, final snapshot, exit 0
+    log.info("riverrun run: running; SIGTERM or Ctrl-C stops it gracefully (final snapshot)")
     run_cluster(
         build_live_flow(settings, stop),
         workers=workers or settings.workers,
