@@ -91,10 +91,10 @@ class Flow:
             )
         return self
 
-    def kill(self, sig: int = signal.SIGKILL) -> int:
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        return self.proc.wait(30)
+        return self.proc.wait(timeout)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

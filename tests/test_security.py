@@ -63,7 +63,7 @@ def _missing_tool(name: str) -> None:
 
 def _run(cmd: list[str], log: Path) -> None:
     with log.open("ab") as out:
-        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False)
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False)
     if done.returncode != 0:
         pytest.fail(f"{cmd[0]} failed ({done.returncode}):\n{log.read_text(errors='replace')[-3000:]}")
 
@@ -165,7 +165,7 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     }
     try:
         probe = load_settings(kafka=client_settings(broker, "SASL_PLAINTEXT", SASL_PASSWORD))
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a guard against a hang, not a requirement
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"the SASL broker exited ({proc.returncode}):\n{_tail(broker_log)}")
@@ -235,7 +235,7 @@ def secure_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     )  # fmt: skip
     try:
         probe = redis.Redis(port=port, password=REDIS_ADMIN, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             try:
                 probe.ping()
@@ -268,7 +268,7 @@ def _own_services_only(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def cli(args: list[str], env: dict[str, str], log: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def cli(args: list[str], env: dict[str, str], log: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """``riverrun ARGS`` with only ``env`` for riverrun's variables; stdout and stderr are also
     appended to ``log`` so the secret scan sees them."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RIVERRUN_", "KAFKA_", "REDIS_"))}
@@ -332,9 +332,8 @@ def test_flow_over_sasl_predicts_every_event_and_leaks_no_secret(
     logs = tmp_path / "cli.log"
     stream = tmp_path / "stream"
     n = 2500  # enough labels for the lifecycle's first checkpoint (every 2,000)
-    assert (
-        cli(["generate", "--out", str(stream), "-n", str(n), "--label-delay", "30"], {}, logs).returncode == 0
-    )
+    generated = cli(["generate", "--out", str(stream), "-n", str(n), "--label-delay", "30"], {}, logs)
+    assert generated.returncode == 0, generated.stderr
     produced = cli(
         ["--log-level", "INFO", "produce", "-c", str(config), "--no-progress",
          "--events", str(stream / "events.jsonl"), "--labels", str(stream / "labels.jsonl")],
@@ -344,25 +343,23 @@ def test_flow_over_sasl_predicts_every_event_and_leaks_no_secret(
     assert f"produced {n} events" in produced.stdout
     event_ids = {json.loads(line)["event_id"] for line in (stream / "events.jsonl").open()}
 
-    flow = Flow(config, tmp_path / "flow.log", env=env).start()
-    predictions = TopicReader(
-        kafka["bootstrap_servers"], settings.topics.predictions, settings.kafka.client_config()
-    )
     admin = redis.Redis.from_url(secure_redis["admin_url"])
     stale = admin.keys("riverrun:model:lr:*")  # the other protocol's run checkpointed there too
     if stale:
         admin.delete(*stale)
     registry = open_registry(secure_redis["url"], REGISTRY_KEY.encode())
+    flow = Flow(config, tmp_path / "flow.log", env=env).start()
+    predictions = TopicReader(
+        kafka["bootstrap_servers"], settings.topics.predictions, settings.kafka.client_config()
+    )
     try:
-        predictions.read_until(
-            lambda m: {json.loads(x.value())["event_id"] for x in m} >= event_ids, 180, flow
-        )
-        deadline = time.monotonic() + 60
+        predictions.read_until(lambda m: _ids(m) >= event_ids, 600, flow)
+        deadline = time.monotonic() + 300
         while not registry.versions("lr") and time.monotonic() < deadline and flow.alive():
             time.sleep(0.2)  # the checkpoint at 2,000 labels is written by the flow
         assert flow.alive(), flow.log_tail()
     finally:
-        stopped = flow.kill(signal.SIGTERM)
+        stopped = flow.kill(signal.SIGTERM, timeout=300)
         predictions.close()
     assert stopped == 0, flow.log_tail()
     assert _ids(predictions.messages) == event_ids
@@ -418,7 +415,7 @@ def test_wrong_credentials_fail_fast_with_an_actionable_message(
     }
     logs = tmp_path / "cli.log"
     for case, (path, env, phrases) in cases.items():
-        done = cli(["run", "-c", str(path)], {**good, **env}, logs, timeout=60)
+        done = cli(["run", "-c", str(path)], {**good, **env}, logs, timeout=300)
         output = done.stdout + done.stderr
         assert done.returncode == 2, (case, output)
         assert "Traceback" not in output, (case, output)
@@ -435,7 +432,7 @@ def test_redis_registry_with_acl_user_password_and_tls(secure_redis: dict[str, A
     registry errors whose messages (and the stores' repr) never hold the password."""
     prefix = f"riverrun:t{uuid.uuid4().hex[:8]}"
     for url in (secure_redis["url"], secure_redis["tls_url"]):
-        registry = open_registry(url, REGISTRY_KEY.encode(), prefix=prefix, attempts=1)
+        registry = open_registry(url, REGISTRY_KEY.encode(), prefix=prefix, attempts=1, timeout=30)
         meta = registry.save(
             "m", {"w": 1.0}, recipe="lr", parent=None, n_learned=0, metrics={}, event_time=(None, None),
             reason="test",
@@ -447,7 +444,7 @@ def test_redis_registry_with_acl_user_password_and_tls(secure_redis: dict[str, A
         "TLS, CA unknown": (secure_redis["tls_no_ca"], "certificate verify failed"),
     }
     for case, (url, phrase) in failures.items():
-        store = RedisStore(url, prefix=prefix, attempts=1)
+        store = RedisStore(url, prefix=prefix, attempts=1, timeout=30)
         with pytest.raises(RegistryUnavailable, match=phrase) as err:
             store.list_versions("m")
         assert not any(s in str(err.value) or s in repr(store) for s in SECRETS), case
