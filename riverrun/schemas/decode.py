@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from riverrun.schemas.records import Control, DeadLetter, Event, Label
+from riverrun.schemas.records import SCHEMA_VERSION, Control, DeadLetter, Event, Label
 
 #: Default largest accepted payload, in bytes.
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -88,7 +88,8 @@ def _explain(exc: ValidationError) -> tuple[str, str]:
         return "invalid_json", "; ".join(e["msg"] for e in errors)
     for e in errors:
         if e["loc"][:1] == ("schema_version",):
-            return "unsupported_schema_version", f"schema_version {e.get('input')!r}: {e['msg']}"
+            msg = f"schema_version {e.get('input')!r} is not supported (this riverrun reads {SCHEMA_VERSION})"
+            return "unsupported_schema_version", msg
     by_field: dict[str, list[str]] = {}
     for e in errors:
         loc = [str(p) for p in e["loc"]]

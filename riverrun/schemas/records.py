@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints, WithJsonSchema
 
 #: Integers must fit in 64 bits (what consumers in other languages and orjson can hold).
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -48,7 +48,7 @@ MAX_FEATURES = 1_000
 #: any other value is refused (reason ``unsupported_schema_version``), never guessed at.
 SCHEMA_VERSION = 1
 #: Optional on input, never written out (records dump as before).
-SchemaVersion = Annotated[Literal[1], Field(exclude=True)]
+SchemaVersion = Annotated[int, Strict(), Field(exclude=True, ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]
 
 
 class _Record(BaseModel):
