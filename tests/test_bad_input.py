@@ -96,3 +96,28 @@ def test_clean_stream_has_no_dead_letters(tmp_path):
         write_jsonl(tmp_path / "labels.jsonl", labels),
     )
     assert dead == []
+
+
+def test_join_letters_name_their_topic_when_the_step_knows_it():
+    """The join's dead letters carry the source topics given in ``StepConfig`` (the items only
+    carry partition and offset)."""
+    from datetime import UTC, datetime
+
+    from riverrun.schemas import DeadLetter, Event, Label
+    from riverrun.streams.items import FeaturedEvent, SourcedLabel
+    from riverrun.streams.modelstep import ModelStep, StepConfig
+
+    step = ModelStep(StepConfig("m", "lr", label_ttl_seconds=10, event_topic="ev", label_topic="lb"))
+    t = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+    ev = Event(event_id="a", entity="u", ts=t, features={"x": 1.0})
+    items = [
+        FeaturedEvent(ev, {"x": 1.0}, 0, 0),
+        FeaturedEvent(ev, {"x": 1.0}, 0, 1),  # duplicate_event_id
+        SourcedLabel(Label(event_id="a", label=True, ts=t + 1), 0, 0),
+        SourcedLabel(Label(event_id="zz", label=True, ts=t + 2), 0, 1),  # unknown_event at t + 13
+        SourcedLabel(Label(event_id="a", label="cat", ts=t + 3), 0, 2),  # label_type
+        FeaturedEvent(Event(event_id="b", entity="u", ts=t + 20, features={}), {}, 0, 2),
+    ]
+    out = [o for seq, item in enumerate(items) for o in step.on_item(seq, item)]
+    letters = sorted((d.reason, d.topic, d.offset) for d in out if isinstance(d, DeadLetter))
+    assert letters == [("duplicate_event_id", "ev", 1), ("label_type", "lb", 2), ("unknown_event", "lb", 1)]

@@ -53,6 +53,10 @@ class StepConfig:
     served_at_event_time: bool = False  # replay: stamp served_at with event time (reproducible)
     # drift detection and the model lifecycle (off: River alone, as progressive_val_score)
     policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(enabled=False))
+    # source topic names, for the origin of the dead letters this step writes (None: unknown;
+    # the items carry partition and offset only)
+    event_topic: str | None = None
+    label_topic: str | None = None
 
 
 def class_key(label) -> str:
@@ -244,7 +248,7 @@ class ModelStep:
             out.append(self.metrics_point())
 
     def _duplicate(self, item: FeaturedEvent) -> DeadLetter:
-        origin = Origin(partition=item.partition, offset=item.offset)
+        origin = Origin(getattr(self.config, "event_topic", None), item.partition, item.offset)
         return dead_letter(
             "event",
             item.event.model_dump_json().encode(),
@@ -261,19 +265,26 @@ class ModelStep:
         )
         return self._label_letter(event_id, y, ts, partition, offset, "label_quarantined", message)
 
-    @staticmethod
     def _label_letter(
-        event_id: str, y, ts: datetime, partition: int | None, offset: int | None, reason: str, message: str
+        self,
+        event_id: str,
+        y,
+        ts: datetime,
+        partition: int | None,
+        offset: int | None,
+        reason: str,
+        message: str,
     ) -> DeadLetter:
         """A valid label that was not learned, re-encoded as JSON, at its source position."""
         payload = json.dumps({"event_id": event_id, "label": y, "ts": ts.isoformat()}).encode()
-        return dead_letter("label", payload, Origin(partition=partition, offset=offset), reason, message)
+        origin = Origin(getattr(self.config, "label_topic", None), partition, offset)
+        return dead_letter("label", payload, origin, reason, message)
 
     def _rejected(self, record, kind: str, reason: str, exc: Exception) -> DeadLetter:
         """The model refused a valid record (e.g. a string feature for a linear model)."""
         if isinstance(record, FeaturedEvent):
             payload = record.event.model_dump_json().encode()
-            origin = Origin(partition=record.partition, offset=record.offset)
+            origin = Origin(getattr(self.config, "event_topic", None), record.partition, record.offset)
         else:
             payload = json.dumps(record, default=str).encode()
             origin = Origin()
