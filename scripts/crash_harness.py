@@ -22,6 +22,17 @@ is killed too before the restart.
 Example (the full run of issue 4)::
 
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 python scripts/crash_harness.py --events 200000 --kills 10
+
+Measured on the 2-core dev machine (lifecycle on, snapshot interval 1 s, shared broker):
+
+* ``--events 200000 --kills 10 --seed 1``: PASS; 5 of the 10 kills while a snapshot was being
+  written; 0 lost; 229,000 prediction messages, 29,000 duplicates, all identical to their first
+  copy; final state identical (100 checkpoints taken, holdout max difference 0.0); 127 s.
+* ``--events 200000 --kills 10 --seed 2 --processes 2``: PASS; kills hit process 0 (5), process 1
+  (2) or both (3), 4 while a snapshot was being written; a survivor always exited by itself
+  (exit 1) once its peer was gone; 0 lost; 4,727 duplicates, all identical; final state
+  identical (serving version 3 after lifecycle actions, 101 checkpoints); 508 s (the machine
+  was also running the test suite).
 """
 
 from __future__ import annotations
