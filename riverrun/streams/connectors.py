@@ -413,6 +413,8 @@ class _RegistryPartition(StatelessSinkPartition):
                 continue
             except (CheckpointError, ValueError) as exc:  # refused for good: never retried
                 log.error("registry refused %s of %s, dropped: %s", type(item).__name__, item.model, exc)
+            except Exception:  # a bug: keep the writer alive for the items after this one
+                log.exception("registry write of %s for %s failed, dropped", type(item).__name__, item.model)
             with self._cond:
                 self._queue.popleft()
                 if REGISTRY_PENDING is not None:
