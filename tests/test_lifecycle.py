@@ -196,8 +196,10 @@ def test_registry_sink_skips_what_a_recovery_re_emits(tmp_path):
     opener = partial(open_registry, str(tmp_path / "registry"), key)
     first = _RegistryPartition(opener)
     first.write_batch(items[: len(items) // 2])
+    first.close()  # the writer thread finishes what it was given
     again = _RegistryPartition(opener)  # a restarted worker, re-emitting from an older point
     again.write_batch(items)
+    again.close()
     registry = opener()
     checkpoints = [o for o in items if isinstance(o, Checkpoint)]
     versions = registry.versions("m")
