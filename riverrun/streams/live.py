@@ -101,6 +101,8 @@ def flow_spec(
                 metrics_window=f.metrics_window,
                 report_every=f.report_every,
                 policy=f.policy.config(),
+                event_topic=settings.topics.events,  # named in the join's dead letters
+                label_topic=settings.topics.labels,
             )
             for m in f.models
         ),

@@ -75,6 +75,8 @@ def replay(
                 report_every=report_every,
                 served_at_event_time=True,
                 policy=policy or PolicyConfig(enabled=False),
+                event_topic=events.name,  # the files, named as the decoder names them
+                label_topic=labels.name,
             )
             for name, recipe in models
         ),
