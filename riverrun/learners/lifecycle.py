@@ -165,23 +165,10 @@ class ModelLifecycle:
             if c.covariate
             else None
         )
-        self.labels = (
-            LabelShiftMonitor(
-                reference_size=c.reference_size,
-                window_size=c.monitor_window,
-                check_every=c.monitor_check_every,
-            )
-            if c.prior
-            else None
-        )
+        windows = {"reference_size": c.reference_size, "window_size": c.monitor_window}
+        self.labels = LabelShiftMonitor(**windows, check_every=c.monitor_check_every) if c.prior else None
         self.predictions = (
-            PredictionDriftMonitor(
-                reference_size=c.reference_size,
-                window_size=c.monitor_window,
-                check_every=c.monitor_check_every,
-            )
-            if c.prior
-            else None
+            PredictionDriftMonitor(**windows, check_every=c.monitor_check_every) if c.prior else None
         )
         self.checkpoints: deque[_Frozen] = deque()
         self.n_checkpoints = 0
@@ -381,6 +368,13 @@ class ModelLifecycle:
         def accuracy(predict, n: int) -> float:
             return sum((ok if predict is None else predict(x) == y) for x, y, ok in recent[-n:]) / n
 
+        def past_models(n: int) -> dict[str, float]:
+            """The champion's and every checkpoint's accuracy on the last ``n`` labels."""
+            scores = {CHAMPION: accuracy(None, n)}
+            for frozen in self.checkpoints:
+                scores[f"checkpoint:{frozen.checkpoint.id}"] = accuracy(frozen.model.predict_one, n)
+            return scores
+
         m = config.suspect_window
         if (
             config.suspect_accuracy is not None
@@ -391,18 +385,14 @@ class ModelLifecycle:
             return self._pause(signal, champion, m, ts)
         since = self.n_labels - self._fresh_since if "fresh" in self.challengers else 0
         n = min(max(since, config.min_decision), len(recent))  # the checkpoints' evidence
-        scores = {CHAMPION: accuracy(None, n)}
-        for frozen in self.checkpoints:
-            scores[f"checkpoint:{frozen.checkpoint.id}"] = accuracy(frozen.model.predict_one, n)
+        scores = past_models(n)
         best = max(scores, key=lambda k: (scores[k], k == CHAMPION))
         clear = best != CHAMPION and self._clearly_better(scores[best], scores[CHAMPION], n)
         if clear and n >= config.min_decision:
             gain = scores[best] - scores[CHAMPION]
         elif config.min_at_drift <= since <= len(recent):  # the fresh model's evidence
             n = since
-            scores = {CHAMPION: accuracy(None, n), "challenger:fresh": self._fresh_score[1] / n}
-            for frozen in self.checkpoints:
-                scores[f"checkpoint:{frozen.checkpoint.id}"] = accuracy(frozen.model.predict_one, n)
+            scores = {**past_models(n), "challenger:fresh": self._fresh_score[1] / n}
             best = max(scores, key=lambda k: (scores[k], k == CHAMPION, k.startswith("challenger")))
             if best != "challenger:fresh" or scores[best] <= scores[CHAMPION]:
                 return None
