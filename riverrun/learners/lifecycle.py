@@ -172,6 +172,7 @@ class ModelLifecycle:
         )
         self.checkpoints: deque[_Frozen] = deque()
         self.n_checkpoints = 0
+        self.n_actions: dict[str, int] = {}  # model events emitted, by action (for monitoring)
         self.n_labels = 0
         self._since_checkpoint = 0
         self._cooldown_until = 0
@@ -656,6 +657,11 @@ class ModelLifecycle:
         to_version: int | None = None,
         checkpoint: str | None = None,
     ) -> ModelEvent:
+        try:
+            counts = self.n_actions
+        except AttributeError:  # state pickled before the counts existed
+            counts = self.n_actions = {}
+        counts[action] = counts.get(action, 0) + 1
         return ModelEvent.model_construct(
             model=self.name,
             action=action,

@@ -75,6 +75,7 @@ class FlowSinks:
     metrics: Sink | None = None  # MetricsPoint (None: logged)
     model_events: Sink | None = None  # ModelEvent (None: logged)
     registry: Sink | None = None  # checkpoints to persist and model events to audit (None: not kept)
+    features: Sink | None = None  # FeaturedEvent: the online feature store (None: not kept)
 
 
 # -- stateless steps ---------------------------------------------------------------------------
@@ -274,6 +275,11 @@ def build_dataflow(
         both = op.merge("featured_and_labels", featured, sourced_labels)
     else:
         both = op.map("features", ordered, _no_features_or_label)
+    if sinks.features is not None:
+        featured_only = op.filter_map(
+            "featured_only", both, lambda n: n[1] if isinstance(n[1], FeaturedEvent) else None
+        )
+        op.output("features_out", featured_only, sinks.features)
     if len(models) == 1:
         (only,) = models
         routed = op.map("route_to_models", both, lambda item: (only, (only, item)))

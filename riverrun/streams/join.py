@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from riverrun.streams.buckets import LABEL_DELAY_BOUNDS, Buckets
+
 
 class LabelJoin:
     """Pending events (their features) and early labels, keyed by event id."""
@@ -48,6 +50,7 @@ class LabelJoin:
         self.n_early_labels = 0
         self.n_expired_events = 0
         self.n_expired_labels = 0
+        self.label_delay = Buckets(LABEL_DELAY_BOUNDS)  # event time from event to its label
 
     def is_pending(self, event_id: str) -> bool:
         return event_id in self._pending
@@ -56,13 +59,21 @@ class LabelJoin:
         """Remember the features of a served event until its label comes."""
         self._pending[event_id] = (ts + self.ttl_seconds, x)
 
-    def take_early_label(self, event_id: str) -> tuple[Any, float] | None:
-        """The (label, ts) that arrived before ``event_id``, if any (removed)."""
+    def take_early_label(self, event_id: str, event_ts: float | None = None) -> tuple[Any, float] | None:
+        """The (label, ts) that arrived before ``event_id`` (at ``event_ts``), if any (removed)."""
         early = self._early.pop(event_id, None)
         if early is None:
             return None
         self.n_joined += 1
+        if event_ts is not None:
+            self._delays().observe(max(0.0, early[2] - event_ts))
         return early[1], early[2]
+
+    def _delays(self) -> Buckets:
+        delays = getattr(self, "label_delay", None)
+        if delays is None:  # state pickled before the histogram existed
+            delays = self.label_delay = Buckets(LABEL_DELAY_BOUNDS)
+        return delays
 
     def has_early_label(self, event_id: str) -> bool:
         return event_id in self._early
@@ -84,6 +95,7 @@ class LabelJoin:
         pending = self._pending.pop(event_id, None)
         if pending is not None:
             self.n_joined += 1
+            self._delays().observe(max(0.0, ts - (pending[0] - self.ttl_seconds)))
             return pending[1]
         self._early[event_id] = (ts + self.ttl_seconds, y, ts, partition, offset)
         self.n_early_labels += 1

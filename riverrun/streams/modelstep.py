@@ -166,7 +166,7 @@ class ModelStep:
             )
         )
         out.extend(self.lifecycle.drain())
-        early = self.join.take_early_label(event.event_id)
+        early = self.join.take_early_label(event.event_id, ts)
         if early is None:
             self.join.add_event(event.event_id, ts, item.x)
         else:

@@ -221,6 +221,17 @@ class RecoverySettings(_Section):
     partitions: int = Field(4, ge=1, description="fixed at creation: at least your most workers")
 
 
+class MetricsSettings(_Section):
+    """The Prometheus endpoint of ``riverrun run``: ``http://address:port/metrics``, one per
+    process (process ``i`` of a cluster listens on ``port + i``). Loopback by default: bind
+    ``0.0.0.0`` (or a pod IP) only where the network is trusted; the series carry no event data."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535, description="0: any free port (logged)")
+    publish_every_seconds: float = Field(1.0, gt=0, description="how fresh model series are")
+
+
 class Settings(BaseSettings):
     """All of riverrun's settings."""
 
@@ -233,6 +244,7 @@ class Settings(BaseSettings):
     flow: FlowSettings = Field(default_factory=FlowSettings)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     workers: int = Field(1, ge=1)
 
