@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+# Flows started by tests (in process or as subprocesses, several at once) serve their metrics on
+# any free port; the metrics tests choose theirs.
+os.environ.setdefault("RIVERRUN_METRICS__PORT", "0")
+
 
 def kafka_bootstrap() -> str | None:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("RIVERRUN_KAFKA__BOOTSTRAP_SERVERS")

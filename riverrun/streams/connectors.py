@@ -270,6 +270,29 @@ class _KafkaPartition(StatelessSinkPartition[BaseModel]):
         self._producer.flush()
 
 
+class _MeteredPartition(StatelessSinkPartition[Any]):
+    def __init__(self, inner: StatelessSinkPartition, after: Callable[[list], None]):
+        self._inner, self._after = inner, after
+
+    def write_batch(self, items: list) -> None:
+        self._inner.write_batch(items)
+        self._after(items)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class MeteredSink(DynamicSink[Any]):
+    """A sink that calls ``after(items)`` once ``inner`` wrote a batch (for a Kafka sink: once
+    the broker acknowledged it), e.g. to count what was published."""
+
+    def __init__(self, inner: DynamicSink, after: Callable[[list], None]):
+        self.inner, self.after = inner, after
+
+    def build(self, step_id, worker_index, worker_count):
+        return _MeteredPartition(self.inner.build(step_id, worker_index, worker_count), self.after)
+
+
 class KafkaRecordSink(DynamicSink[BaseModel]):
     """Publishes records as JSON (key: the entity, or the original key for dead letters);
     dead letters carry their origin and reason as headers too. At-least-once: after a crash,
@@ -297,20 +320,6 @@ def _event_key(record: dict) -> str:
     )
 
 
-try:  # prometheus-client is a dependency; the counters are also attributes of the partition
-    from prometheus_client import Counter, Gauge
-
-    REGISTRY_RETRIES = Counter(
-        "riverrun_registry_write_retries",
-        "Registry writes (checkpoints, audit records) that failed and are retried with backoff",
-    )
-    REGISTRY_PENDING = Gauge(
-        "riverrun_registry_pending_writes", "Checkpoints and audit records waiting for the registry"
-    )
-except (ImportError, ValueError):  # pragma: no cover - absent, or registered twice
-    REGISTRY_RETRIES = REGISTRY_PENDING = None
-
-
 class _RegistryPartition(StatelessSinkPartition):
     """Writes checkpoints and audit records in order, from a thread of its own, so an
     unreachable registry (Redis down) never stalls the flow: a failed write is retried with
@@ -336,10 +345,12 @@ class _RegistryPartition(StatelessSinkPartition):
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         close_timeout: float = 30.0,
+        metrics: Any = None,
     ):
         import threading
 
         self._open = open_registry_fn
+        self._metrics = metrics  # a FlowMetrics (retries, pending), or None
         self._registry: Any = None
         self._parents: dict[str, int | None] = {}
         self._saved: dict[str, set[tuple]] = {}
@@ -361,8 +372,8 @@ class _RegistryPartition(StatelessSinkPartition):
     def write_batch(self, items: list) -> None:
         with self._cond:
             self._queue.extend(items)
-            if REGISTRY_PENDING is not None:
-                REGISTRY_PENDING.inc(len(items))
+            if self._metrics is not None:
+                self._metrics.registry_pending.inc(len(items))
             self._cond.notify()
 
     def close(self) -> None:
@@ -394,8 +405,8 @@ class _RegistryPartition(StatelessSinkPartition):
                 self._write(item)
             except (ServiceUnavailable, OSError) as exc:
                 self.retries += 1
-                if REGISTRY_RETRIES is not None:
-                    REGISTRY_RETRIES.inc()
+                if self._metrics is not None:
+                    self._metrics.registry_retries.inc()
                 failing_since = failing_since or time.monotonic()
                 log.warning(
                     "registry write failed (retry %d, %d pending, retrying in %.1fs): %s",
@@ -417,8 +428,8 @@ class _RegistryPartition(StatelessSinkPartition):
                 log.exception("registry write of %s for %s failed, dropped", type(item).__name__, item.model)
             with self._cond:
                 self._queue.popleft()
-                if REGISTRY_PENDING is not None:
-                    REGISTRY_PENDING.dec()
+                if self._metrics is not None:
+                    self._metrics.registry_pending.dec()
             self.written += 1
             if failing_since is not None:
                 log.warning(
@@ -477,8 +488,9 @@ class RegistrySink(DynamicSink):
     registry's audit log. ``open_registry_fn`` builds the registry in the worker (no sockets
     in the flow's definition)."""
 
-    def __init__(self, open_registry_fn: Callable[[], Any]):
+    def __init__(self, open_registry_fn: Callable[[], Any], metrics: Any = None):
         self.open_registry_fn = open_registry_fn
+        self.metrics = metrics
 
     def build(self, step_id, worker_index, worker_count):
-        return _RegistryPartition(self.open_registry_fn)
+        return _RegistryPartition(self.open_registry_fn, metrics=self.metrics)

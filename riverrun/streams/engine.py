@@ -48,6 +48,7 @@ from riverrun.streams.items import (
     ServedPrediction,
     SourcedLabel,
 )
+from riverrun.streams.metrics import FlowMetrics
 from riverrun.streams.modelstep import ModelStep, StepConfig
 from riverrun.streams.ordering import EVENT, LABEL, Sequencer
 
@@ -95,8 +96,12 @@ def from_kafka(kind: str):
     return convert
 
 
-def make_decoder(max_bytes: int):
+def make_decoder(max_bytes: int, metrics: FlowMetrics | None = None):
+    counted = None if metrics is None else {k: metrics.records.labels(k) for k in ("event", "label")}
+
     def decode(raw: RawRecord) -> Event | Label | DeadLetter | tuple:
+        if counted is not None:
+            counted[raw.kind].inc()
         value = raw.value
         if isinstance(value, Event | Label):
             record = value
@@ -141,8 +146,12 @@ def _sourced_label(numbered: tuple) -> tuple:
 CONTROL_PARTITION_BASE = 1_000_000
 
 
-def _control_step(loader):
+def _control_step(loader, metrics: FlowMetrics | None = None):
+    counted = None if metrics is None else metrics.records.labels("control")
+
     def step(raw: RawRecord):
+        if counted is not None:
+            counted.inc()
         item = loader(raw)
         if isinstance(item, DeadLetter):
             return item
@@ -189,18 +198,44 @@ class _ModelLogic(StatefulLogic):
     #: rebuild, and its model runs ~27% slower until it is (``lr``: ~1 ms, ~15%).
     REBUILD_SHARE = 0.05
 
-    def __init__(self, configs: dict[str, StepConfig], finite: bool, step: ModelStep | None):
+    #: Items between two looks at the clock for publishing the step's numbers to ``metrics``.
+    PUBLISH_CHECK = 256
+
+    def __init__(
+        self,
+        configs: dict[str, StepConfig],
+        finite: bool,
+        step: ModelStep | None,
+        metrics: FlowMetrics | None = None,
+        publish_every: float = 1.0,
+    ):
         self._configs = configs
         self._finite = finite
         self.step = step
         self._rebuild_cost = 0.0  # seconds the last rebuild took ...
         self._rebuilt_at = 0.0  # ... and when it ended (monotonic)
+        self._metrics = metrics
+        self._publish_every = publish_every
+        self._countdown = 0  # publish at the first item
+        self._published_at = 0.0
 
     def on_item(self, value):
         model, (seq, item) = value
         if self.step is None:
             self.step = ModelStep(self._configs[model])
-        return self.step.on_item(seq, item), StatefulLogic.RETAIN
+        out = self.step.on_item(seq, item)
+        if self._metrics is not None:
+            self._countdown -= 1
+            if self._countdown <= 0:
+                self._countdown = self.PUBLISH_CHECK
+                if time.monotonic() - self._published_at >= self._publish_every:
+                    self._publish()
+        return out, StatefulLogic.RETAIN
+
+    def _publish(self) -> None:
+        self._published_at = time.monotonic()
+        if self.step is not None and self._metrics is not None:
+            self._metrics.publish(self.step.view())
 
     def on_eof(self):
         if self._finite and self.step is not None:
@@ -208,6 +243,7 @@ class _ModelLogic(StatefulLogic):
         return [], StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
+        start = time.monotonic()
         blob = pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
         # Pickling slowed every object of the step down (``learners.rebuild``): serve rebuilt
         # copies, unless rebuilding would take more than REBUILD_SHARE of the time.
@@ -216,6 +252,9 @@ class _ModelLogic(StatefulLogic):
             self.step = rebuilt(self.step)
             self._rebuilt_at = time.monotonic()
             self._rebuild_cost = self._rebuilt_at - now
+        if self._metrics is not None and self.step is not None:
+            self._metrics.observe_snapshot(self.step.config.model, time.monotonic() - start, len(blob))
+            self._publish()  # at least once an epoch: the numbers of an idle model stay fresh
         return blob
 
 
@@ -228,16 +267,20 @@ def build_dataflow(
     flow_id: str = "riverrun",
     control: Source | None = None,
     control_loader: Callable[[RawRecord], ControlItem | DeadLetter] | None = None,
+    metrics: FlowMetrics | None = None,
+    publish_every: float = 1.0,
 ) -> Dataflow:
     """The riverrun dataflow over the given sources and sinks.
 
     ``kafka=True`` means the sources yield ``KafkaSourceMessage`` (converted here). ``control``
     (operator commands) is decoded by ``control_loader`` (which fetches rollback targets from
-    the registry) and ordered with the stream by its event time, like a label.
+    the registry) and ordered with the stream by its event time, like a label. ``metrics``
+    (this process's ``FlowMetrics``) gets records read, and each model step's numbers every
+    ``publish_every`` seconds and at each snapshot; the sinks count what they publish.
     """
     configs = {s.model: s for s in spec.steps}
     models = tuple(configs)
-    decode = make_decoder(spec.max_payload_bytes)
+    decode = make_decoder(spec.max_payload_bytes, metrics)
     flow = Dataflow(flow_id)
 
     raw_events = op.input("events_in", flow, events)
@@ -250,7 +293,7 @@ def build_dataflow(
         raw_control = op.input("control_in", flow, control)
         if kafka:
             raw_control = op.filter_map("control_from_kafka", raw_control, from_kafka("control"))
-        commands = op.map("load_control", raw_control, _control_step(control_loader))
+        commands = op.map("load_control", raw_control, _control_step(control_loader, metrics))
         decoded = op.merge("with_control", decoded, commands)
     valid = op.branch("is_invalid", decoded, lambda r: isinstance(r, DeadLetter))
     bad_records, good = valid.trues, valid.falses
@@ -288,7 +331,7 @@ def build_dataflow(
 
     def builder(resume: bytes | None) -> _ModelLogic:
         step = rebuilt(pickle.loads(resume)) if resume is not None else None  # see learners.rebuild
-        return _ModelLogic(configs, spec.finite, step)
+        return _ModelLogic(configs, spec.finite, step, metrics, publish_every)
 
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
     is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, ServedPrediction))

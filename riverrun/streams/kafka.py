@@ -126,6 +126,7 @@ def kafka_source(settings: Settings, topic: str, tail: bool = True) -> KafkaSour
     conf = settings.kafka.client_config()
     brokers = conf.pop("bootstrap.servers").split(",")
     conf.setdefault("fetch.wait.max.ms", "10")
+    conf.setdefault("statistics.interval.ms", "5000")  # Bytewax's consumer-lag gauge (metrics)
     return KafkaSource(
         brokers,
         [topic],

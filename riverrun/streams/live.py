@@ -73,12 +73,20 @@ from pathlib import Path
 from typing import Any
 
 from bytewax.dataflow import Dataflow
+from bytewax.outputs import Sink
 
 from riverrun.errors import ConfigError
-from riverrun.streams.connectors import KafkaRecordSink, RegistrySink, StoppableSource, StopSignal
+from riverrun.streams.connectors import (
+    KafkaRecordSink,
+    MeteredSink,
+    RegistrySink,
+    StoppableSource,
+    StopSignal,
+)
 from riverrun.streams.control import control_loader
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
 from riverrun.streams.kafka import kafka_source, partitions_of, require_topics
+from riverrun.streams.metrics import FlowMetrics, serve
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.settings import Settings
 
@@ -116,7 +124,7 @@ def flow_spec(
     )
 
 
-def registry_sink(settings: Settings) -> RegistrySink | None:
+def registry_sink(settings: Settings, metrics: FlowMetrics | None = None) -> RegistrySink | None:
     """Where the lifecycle's checkpoints and audit records go; checked now (fail fast)."""
     if not settings.flow.policy.enabled:
         return None
@@ -127,19 +135,26 @@ def registry_sink(settings: Settings) -> RegistrySink | None:
             "e.g. `openssl rand -hex 32`), or turn it off with [flow.policy] enabled = false"
         )
     opener().versions(settings.flow.models[0].name)  # reachable, key accepted: fail fast
-    return RegistrySink(opener)
+    return RegistrySink(opener, metrics)
 
 
-def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataflow:
+def build_live_flow(
+    settings: Settings, stop: StopSignal | None = None, metrics: FlowMetrics | None = None
+) -> Dataflow:
     """Kafka events + labels in, predictions, dead letters and model events out; ``stop``
-    ends the inputs."""
+    ends the inputs; ``metrics`` (this process's) counts and observes what flows."""
     conf = settings.kafka.client_config()
     t = settings.topics
+    predictions: Sink = KafkaRecordSink(conf, t.predictions)
+    dead_letters: Sink = KafkaRecordSink(conf, t.dead_letter)
+    if metrics is not None:
+        predictions = MeteredSink(predictions, metrics.observe_published)
+        dead_letters = MeteredSink(dead_letters, metrics.count_dead_letters)
     sinks = FlowSinks(
-        predictions=KafkaRecordSink(conf, t.predictions),
-        dead_letters=KafkaRecordSink(conf, t.dead_letter),
+        predictions=predictions,
+        dead_letters=dead_letters,
         model_events=KafkaRecordSink(conf, t.model_events),
-        registry=registry_sink(settings),
+        registry=registry_sink(settings, metrics),
     )
     spec = flow_spec(
         settings,
@@ -152,7 +167,36 @@ def build_live_flow(settings: Settings, stop: StopSignal | None = None) -> Dataf
         events, labels = StoppableSource(events, stop), StoppableSource(labels, stop)
         control = StoppableSource(control, stop)
     loader = control_loader(settings.registry.opener(), settings.flow.max_payload_bytes)
-    return build_dataflow(spec, events, labels, sinks, kafka=True, control=control, control_loader=loader)
+    return build_dataflow(
+        spec,
+        events,
+        labels,
+        sinks,
+        kafka=True,
+        control=control,
+        control_loader=loader,
+        metrics=metrics,
+        publish_every=settings.metrics.publish_every_seconds,
+    )
+
+
+def start_metrics(settings: Settings, process_id: int | None = None) -> FlowMetrics | None:
+    """This process's metrics and their HTTP endpoint (``[metrics]``; process ``i`` of a
+    cluster on ``port + i``). A port in use fails fast (``ConfigError``)."""
+    m = settings.metrics
+    if not m.enabled:
+        return None
+    metrics = FlowMetrics()
+    port = m.port + (process_id or 0) if m.port else 0
+    try:
+        serve(metrics, m.address, port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {m.address}:{port} ({exc.strerror or exc}): another process "
+            "(another riverrun?) holds the port. Set [metrics] port (RIVERRUN_METRICS__PORT) to a "
+            "free one, 0 for any free port, or enabled = false"
+        ) from exc
+    return metrics
 
 
 #: Written into the recovery directory when it is created: which flow its state belongs to.
@@ -227,11 +271,12 @@ def run_live(
         settings.flow.features,
         r.directory if r.enabled else "off",
     )
+    metrics = start_metrics(settings, process_id)
     stop = StopSignal()
     stop.install()  # SIGTERM/SIGINT: drain, final snapshot, exit 0
     log.info("riverrun run: running; SIGTERM or Ctrl-C stops it gracefully (final snapshot)")
     run_cluster(
-        build_live_flow(settings, stop),
+        build_live_flow(settings, stop, metrics),
         workers=workers or settings.workers,
         process_id=process_id,
         addresses=addresses,

@@ -39,6 +39,7 @@ from riverrun.streams.items import (
     SourcedLabel,
 )
 from riverrun.streams.join import LabelJoin
+from riverrun.streams.metrics import ModelView
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,33 @@ class ModelStep:
             "quarantined_labels": self.n_quarantined_labels,
             "rejected_labels": getattr(self, "n_rejected_labels", 0),
         }
+
+    def view(self) -> ModelView:
+        """Plain numbers for monitoring (``streams.metrics``): counters, champion and challenger
+        scores, concept-drift state, PSI per feature, actions taken, label delays."""
+        lc, learner = self.lifecycle, self.learner
+        scores = {"champion": learner.metrics(), **lc.challenger_metrics()}
+        concept: dict[str, float] = {}
+        psi: dict[str, float] = {}
+        if lc.config.enabled:
+            stats = lc.concept.stats()
+            concept = {k: float(stats[k]) for k in ("estimation", "width") if k in stats}
+            if lc.covariate is not None:
+                psi = lc.covariate.psi()
+        delays = getattr(self.join, "label_delay", None)
+        return ModelView(
+            model=self.config.model,
+            version=learner.version,
+            n_predicted=learner.n_predicted,
+            n_learned=learner.n_learned,
+            counters=self.counters(),
+            scores=scores,
+            concept=concept,
+            psi=psi,
+            actions=dict(getattr(lc, "n_actions", {})),
+            paused=lc.paused,
+            label_delay=None if delays is None else delays.copy(),
+        )
 
     def metrics_point(self, final: bool = False) -> MetricsPoint:
         learner = self.learner
