@@ -34,6 +34,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from riverrun.streams.buckets import LATENCY_BOUNDS, Buckets
 
@@ -179,7 +180,7 @@ def _split_metric(key: str) -> tuple[str, str]:
 
 def _histogram(name: str, labels: list[str], values: list[str], b: Buckets, family=None):
     family = family or HistogramMetricFamily(name, SERIES[name].help, labels=labels)
-    bounds = [*(f"{x:g}" for x in b.bounds), "+Inf"]
+    bounds = [*(floatToGoString(x) for x in b.bounds), "+Inf"]
     family.add_metric(values, list(zip(bounds, b.cumulative(), strict=True)), b.sum)
     return family
 

@@ -1,0 +1,170 @@
+"""Prometheus metrics: the series a flow exports, their labels, and that they follow the flow.
+
+The live test runs `riverrun run` on the real broker with the lifecycle on, over the seeded
+scenario (drift, corrupted labels, covariate shift), scrapes its endpoint directly and through
+a real Prometheus server (``tests/prometheus_harness.py``), and checks the series move.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from riverrun.learners.lifecycle import PolicyConfig
+from riverrun.schemas import Event, Label
+from riverrun.streams.buckets import Buckets
+from riverrun.streams.items import FeaturedEvent, SourcedLabel
+from riverrun.streams.metrics import SERIES, FlowMetrics
+from riverrun.streams.modelstep import ModelStep, StepConfig
+from riverrun.streams.scenarios import Scenario
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted label items): value} of an exposition."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(found: dict, name: str, **labels) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in found.items() if n == name and want <= set(ls))
+
+
+def exported_name(sample: str) -> str:
+    """The catalog name of a sample (histogram samples carry _bucket/_sum/_count)."""
+    if sample.endswith("_created"):  # prometheus-client's creation time of a counter
+        return sample.removesuffix("_created") + "_total"
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = sample.removesuffix(suffix)
+        if base != sample and base in SERIES:
+            return base
+    return sample
+
+
+def run_scenario(step: ModelStep, scenario: Scenario, delay: int = 50) -> None:
+    """Feed ``scenario`` to ``step`` in order, each label ``delay`` events after its event."""
+    rows = list(scenario.rows())
+    seq = 0
+    for i in range(len(rows) + delay):
+        if i < len(rows):
+            ev = Event(
+                event_id=f"e{i}", entity=f"u{i % 7}", ts=T0 + timedelta(seconds=i), features=rows[i][0]
+            )
+            step.on_item(seq, FeaturedEvent(ev, rows[i][0], 0, i))
+            seq += 1
+        j = i - delay
+        if 0 <= j < len(rows):
+            lb = Label(event_id=f"e{j}", label=rows[j][1], ts=T0 + timedelta(seconds=i, milliseconds=500))
+            step.on_item(seq, SourcedLabel(lb, 0, j))
+            seq += 1
+
+
+def test_model_view_of_a_lifecycle_run_is_exported_with_bounded_labels():
+    step = ModelStep(StepConfig(model="m", recipe="lr", policy=PolicyConfig()))
+    run_scenario(step, Scenario(n=12_000, shift_at=11_000))
+    view = step.view()
+    assert view.n_predicted == 12_000 and view.counters["joined"] == 12_000
+    # the champion is a challenger promoted after the drift; paused labels are not learned
+    assert 0 < view.n_learned < 12_000 and view.counters["quarantined_labels"] > 0
+    assert view.actions.get("promotion", 0) >= 1 and view.actions.get("rollback", 0) >= 1
+    assert view.actions.get("checkpoint", 0) >= 1 and view.actions.get("concept_drift", 0) >= 1
+    assert view.label_delay is not None and view.label_delay.count == 12_000
+    assert set(view.psi) >= {"x3"} and view.concept["width"] > 0
+
+    m = FlowMetrics()
+    m.count_records("event", 12_000)
+    m.publish(view)
+    found = samples(m.exposition())
+    assert value(found, "riverrun_predictions_total", model="m") == 12_000
+    assert value(found, "riverrun_labels_joined_total", model="m") == 12_000
+    assert value(found, "riverrun_model_actions_total", model="m", action="rollback") >= 1
+    assert value(found, "riverrun_drift_alarms_total", model="m", kind="concept_drift") >= 1
+    assert value(found, "riverrun_feature_psi", model="m", feature="x3") > 0.2  # x3 moved by 3 sd
+    acc = value(found, "riverrun_model_accuracy", model="m", candidate="champion", window="cumulative")
+    assert 0.5 < acc < 1.0
+    assert value(found, "riverrun_model_accuracy", model="m", candidate="champion", window="rolling") > 0
+    # delays of 50.5 s: all in the <= 60 s bucket and above, none at 15 s
+    assert value(found, "riverrun_label_delay_seconds_bucket", model="m", le="15.0") == 0
+    assert value(found, "riverrun_label_delay_seconds_bucket", model="m", le="60.0") == 12_000
+    # every sample is in the catalog; no label carries an event or entity id
+    for name, labels in found:
+        assert exported_name(name) in SERIES, name
+        for key, v in labels:
+            assert not re.fullmatch(r"[eu]\d+", v), (name, key, v)
+
+
+def test_view_survives_pickling_and_old_state_without_the_new_fields():
+    import pickle
+
+    step = ModelStep(StepConfig(model="m", recipe="lr", policy=PolicyConfig()))
+    run_scenario(step, Scenario(n=300))
+    # state snapshotted before the label-delay histogram and action counts existed
+    old = pickle.loads(pickle.dumps(step))
+    del old.join.label_delay
+    del old.lifecycle.n_actions
+    assert old.view().label_delay is None and old.view().actions == {}
+    run_scenario(old, Scenario(n=0))  # keeps working
+    old.join.match_label("zz", 1.0)
+    assert pickle.loads(pickle.dumps(step)).view().label_delay.count == 300
+
+
+def test_latency_and_dead_letters_from_the_sinks():
+    from riverrun.schemas import Origin, dead_letter
+    from riverrun.streams.items import ServedPrediction
+
+    m = FlowMetrics()
+    now = T0.timestamp() + 10
+    preds = [
+        ServedPrediction(f"e{i}", "u", "m", 1, True, None, T0 + timedelta(seconds=i), T0) for i in range(10)
+    ]
+    m.observe_published(preds, now=now)
+    m.count_dead_letters([dead_letter("event", b"{", Origin("t", 0, 1), "invalid_json", "bad")] * 3)
+    found = samples(m.exposition())
+    assert value(found, "riverrun_predictions_published_total") == 10
+    assert value(found, "riverrun_prediction_latency_seconds_count") == 10
+    assert value(found, "riverrun_prediction_latency_seconds_bucket", le="5.0") == 5  # 1..10 s late
+    assert value(found, "riverrun_dead_letters_total", kind="event", reason="invalid_json") == 3
+
+
+def test_buckets_are_cumulative_and_prometheus_le_inclusive():
+    b = Buckets((1.0, 2.0))
+    for v in (1.0, 2.0, 2.5):
+        b.observe(v)
+    assert b.cumulative() == [1, 2, 3]
+
+
+def test_each_registry_is_separate():
+    a, b = FlowMetrics(), FlowMetrics()
+    a.count_records("label", 2)
+    assert value(samples(b.exposition()), "riverrun_records_total") == 0
+    assert value(samples(a.exposition()), "riverrun_records_total", kind="label") == 2
+
+
+def test_metrics_port_in_use_fails_fast_with_the_fix(monkeypatch):
+    from riverrun.errors import ConfigError
+    from riverrun.streams.live import start_metrics
+    from riverrun.streams.settings import load_settings
+
+    monkeypatch.delenv("RIVERRUN_METRICS__PORT", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match="RIVERRUN_METRICS__PORT"):
+            start_metrics(load_settings(metrics={"port": port}))
+
+
+def scrape(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return samples(r.read().decode())
