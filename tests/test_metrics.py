@@ -43,9 +43,9 @@ def value(found: dict, name: str, **labels) -> float:
 
 def exported_name(sample: str) -> str:
     """The catalog name of a sample (histogram samples carry _bucket/_sum/_count)."""
-    if sample.endswith("_created"):  # prometheus-client's creation time of a counter
-        return sample.removesuffix("_created") + "_total"
-    for suffix in ("_bucket", "_sum", "_count"):
+    if sample.endswith("_created") and sample.removesuffix("_created") + "_total" in SERIES:
+        return sample.removesuffix("_created") + "_total"  # prometheus-client: counter creation time
+    for suffix in ("_bucket", "_sum", "_count", "_created"):
         base = sample.removesuffix(suffix)
         if base != sample and base in SERIES:
             return base
@@ -168,3 +168,91 @@ def test_metrics_port_in_use_fails_fast_with_the_fix(monkeypatch):
 def scrape(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return samples(r.read().decode())
+
+
+# -- a live flow, scraped ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scenario_records(scenario: Scenario, start: datetime, step: timedelta, delay: timedelta):
+    from riverrun.streams.synth import to_records
+
+    rows = [(x, y) for x, y, _truth in scenario.rows()]
+    return to_records(rows, start=start, interval=step, label_delay=delay, n_entities=50)
+
+
+def wait_for(check, timeout: float, flow=None, what: str = ""):
+    """Poll ``check()`` until it returns a truthy value; the value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if flow is not None and not flow.alive():
+            raise AssertionError(f"flow died:\n{flow.log_tail()}")
+        try:
+            got = check()
+        except OSError:  # endpoint not up yet
+            got = None
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{flow.log_tail()}" if flow else ""))
+
+
+@pytest.mark.kafka
+def test_live_flow_series_exist_and_move(kafka_servers, tmp_path):
+    from riverrun.streams.kafka import publish_stream
+    from tests.kafka_harness import Flow, fresh_settings
+
+    settings, config = fresh_settings(kafka_servers, tmp_path, policy=True)
+    n, half = 12_000, 6_000
+    start = datetime.now(UTC) - timedelta(seconds=60)
+    events, labels = scenario_records(
+        Scenario(n=n, shift_at=11_000), start, timedelta(milliseconds=5), timedelta(milliseconds=250)
+    )
+    cut = events[half].ts
+    bad = [b"{not json", b'{"event_id": "x1", "entity": "u", "features": {}}']
+    port = free_port()
+    flow = Flow(config, tmp_path / "flow.log", env={"RIVERRUN_METRICS__PORT": str(port)}).start()
+    try:
+        publish_stream(settings, [*bad, *events[:half]], [lb for lb in labels if lb.ts < cut])
+        first = wait_for(
+            lambda: (s := scrape(port)) and value(s, "riverrun_predictions_total") == half and s,
+            120,
+            flow,
+            "the first half predicted",
+        )
+        publish_stream(settings, events[half:], [lb for lb in labels if lb.ts >= cut])
+        last = wait_for(
+            lambda: (s := scrape(port)) and value(s, "riverrun_labels_joined_total") == n and s,
+            120,
+            flow,
+            "every label joined",
+        )
+    finally:
+        flow.kill()
+
+    assert value(first, "riverrun_records_total", kind="event") >= half + len(bad)
+    assert value(last, "riverrun_records_total", kind="label") == n
+    assert value(last, "riverrun_dead_letters_total", kind="event", reason="invalid_json") == 1
+    assert value(last, "riverrun_dead_letters_total", kind="event", reason="validation") == 1
+    assert value(last, "riverrun_predictions_published_total") >= n
+    assert value(last, "riverrun_prediction_latency_seconds_count") >= n
+    assert value(last, "riverrun_label_delay_seconds_count") == n
+    for name in ("riverrun_labels_learned_total", "riverrun_labels_joined_total"):
+        assert value(first, name) < value(last, name), name
+    assert value(last, "riverrun_drift_alarms_total", kind="concept_drift") >= 1
+    assert value(last, "riverrun_model_actions_total", action="checkpoint") >= 1
+    assert value(last, "riverrun_model_version") >= 1
+    assert value(last, "riverrun_feature_psi", feature="x3") > 0
+    assert value(last, "riverrun_model_accuracy", candidate="champion", window="rolling") > 0.5
+    assert value(last, "riverrun_concept_drift_window_labels") > 0
+    assert value(last, "riverrun_snapshot_duration_seconds_count") > 0
+    assert any(name == "riverrun_kafka_consumer_lag_messages" for name, _ in last)
+    for name, _labels in last:
+        assert exported_name(name) in SERIES, name
