@@ -366,3 +366,35 @@ def test_regression_metrics_equal_hand_computed():
     assert m["rmse"] == pytest.approx(math.sqrt(sum(sq_err) / len(sq_err)), rel=1e-9)
     assert m["mae_rolling"] == pytest.approx(sum(abs_err[-30:]) / 30, rel=1e-9)
     assert m["rmse_rolling"] == pytest.approx(math.sqrt(sum(sq_err[-30:]) / 30), rel=1e-9)
+
+
+def test_binary_scores_equal_the_metrics_one_by_one():
+    """BinaryScores (one fused update) gives exactly what River's Accuracy and LogLoss, and
+    our ROCAUC and rolling metrics, give one by one; probabilities at 0 and 1 included."""
+    import random
+
+    from river import metrics
+
+    from riverrun.learners.auc import ROCAUC
+    from riverrun.learners.rolling import RollingAccuracy, RollingLogLoss
+    from riverrun.learners.scoring import BinaryScores
+
+    rng = random.Random(3)
+    fused = BinaryScores(window_size=50)
+    ref = {
+        "accuracy": metrics.Accuracy(),
+        "log_loss": metrics.LogLoss(),
+        "roc_auc": ROCAUC(),
+        "accuracy_rolling": RollingAccuracy(50),
+        "log_loss_rolling": RollingLogLoss(50),
+        "roc_auc_rolling": ROCAUC(window_size=50),
+    }
+    for i in range(3000):
+        y = rng.random() < 0.3
+        p = rng.choice([0.0, 1.0, rng.random(), rng.random(), 1e-17])
+        proba = {True: p, False: 1.0 - p}
+        fused.update(y, p > 0.5, proba)
+        for name, metric in ref.items():
+            metric.update(y, p > 0.5 if name.startswith("accuracy") else proba)
+        if i % 500 == 0 or i == 2999:
+            assert fused.get() == {name: float(m.get()) for name, m in ref.items()}

@@ -63,8 +63,10 @@ class ROCAUC:
     def update(self, y_true, y_pred) -> None:
         """Add one labelled score; ``y_pred`` is a probability dict or the positive probability."""
         p = y_pred.get(self.pos_val, 0.0) if isinstance(y_pred, dict) else float(y_pred)
-        b = self._bin(p)
-        positive = y_true == self.pos_val
+        self.add(self._bin(p), y_true == self.pos_val)
+
+    def add(self, b: int, positive: bool) -> None:
+        """Add one score already binned (``_bin``): for metrics sharing a binning."""
         if positive:
             self._pos[b] += 1
         else:
