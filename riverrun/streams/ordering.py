@@ -106,6 +106,18 @@ class EventTimeOrderer:
         if force:
             while heap:
                 out.append(heapq.heappop(heap))
+        elif len(self._high[LABEL]) == 1 and len(self._high[EVENT]) == 1:
+            # One partition per input (the common case), whose items are all that is buffered:
+            # an input's watermark is its partition's largest time, idle or not; nothing else
+            # of the same input can come earlier. The general loop below gives the same order.
+            labels_mark = next(iter(self._high[LABEL].values()))
+            events_mark = next(iter(self._high[EVENT].values()))
+            pop = heapq.heappop
+            while heap:
+                top = heap[0]
+                if (events_mark < top[0]) if top[1] == LABEL else (labels_mark <= top[0]):
+                    break
+                out.append(pop(heap))
         elif heap:
             # Watermarks cannot change during one release: compute them once.
             marks: dict = {}
