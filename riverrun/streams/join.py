@@ -27,6 +27,7 @@ came (an expired early label, from ``take_expired_labels``) becomes a dead lette
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -51,13 +52,19 @@ class LabelJoin:
         self.n_expired_events = 0
         self.n_expired_labels = 0
         self.label_delay = Buckets(LABEL_DELAY_BOUNDS)  # event time from event to its label
+        # Nothing expires before this event time (the earliest deadline in the tables): most
+        # calls of ``expire`` return at once.
+        self.quiet_until = -math.inf
 
     def is_pending(self, event_id: str) -> bool:
         return event_id in self._pending
 
     def add_event(self, event_id: str, ts: float, x: dict) -> None:
         """Remember the features of a served event until its label comes."""
-        self._pending[event_id] = (ts + self.ttl_seconds, x)
+        deadline = ts + self.ttl_seconds
+        self._pending[event_id] = (deadline, x)
+        if deadline < self.quiet_until:
+            self.quiet_until = deadline
 
     def take_early_label(self, event_id: str, event_ts: float | None = None) -> tuple[Any, float] | None:
         """The (label, ts) that arrived before ``event_id`` (at ``event_ts``), if any (removed)."""
@@ -97,12 +104,17 @@ class LabelJoin:
             self.n_joined += 1
             self._delays().observe(max(0.0, ts - (pending[0] - self.ttl_seconds)))
             return pending[1]
-        self._early[event_id] = (ts + self.ttl_seconds, y, ts, partition, offset)
+        deadline = ts + self.ttl_seconds
+        self._early[event_id] = (deadline, y, ts, partition, offset)
+        if deadline < self.quiet_until:
+            self.quiet_until = deadline
         self.n_early_labels += 1
         return None
 
     def expire(self, now: float) -> list[str]:
         """Drop what waited past its TTL at event time ``now``; return the expired event ids."""
+        if now <= getattr(self, "quiet_until", -math.inf):
+            return []
         expired = []
         pending = self._pending
         while pending:
@@ -124,6 +136,12 @@ class LabelJoin:
             event_id, entry = early.popitem(last=False)
             self.n_expired_labels += 1
             self._expired_labels.append((event_id, *entry[1:]))
+        # the earliest deadline left (tables are in deadline order: their first entries)
+        self.quiet_until = min(
+            next(iter(pending.values()))[0] if pending else math.inf,
+            next(iter(gone.values())) if gone else math.inf,
+            next(iter(early.values()))[0] if early else math.inf,
+        )
         return expired
 
     @property

@@ -67,6 +67,11 @@ def class_key(label) -> str:
     return str(label)
 
 
+def _key(k) -> str:
+    """``class_key`` with the binary classes first (the hot path)."""
+    return "true" if k is True else "false" if k is False else class_key(k)
+
+
 class ModelStep:
     """Order, join, predict and learn for one model."""
 
@@ -161,7 +166,7 @@ class ModelStep:
                 self.config.model,
                 self.learner.version,
                 served.y_pred,
-                None if proba is None else {class_key(k): p for k, p in proba.items()},
+                None if proba is None else {_key(k): p for k, p in proba.items()},
                 event.ts,
                 event.ts if self.config.served_at_event_time else datetime.now(UTC),
             )
