@@ -167,6 +167,7 @@ class FlowCluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERRUN_")}
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # the config file says where
         env["RIVERRUN_REGISTRY__KEY"] = REGISTRY_KEY
+        env["RIVERRUN_METRICS__PORT"] = "0"  # flows run side by side: any free port
         env.update(self.extra_env)
         base = [sys.executable, "-m", "riverrun.streams.cli", "--log-level", "INFO", "run"]
         base += ["-c", str(self.config)]
