@@ -25,7 +25,7 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from riverrun.streams.items import (
 from riverrun.streams.metrics import FlowMetrics
 from riverrun.streams.modelstep import ModelStep, StepConfig
 from riverrun.streams.ordering import EVENT, LABEL, Sequencer
+from riverrun.streams.segments import SegmentRouter, unknown_event_letter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class FlowSpec:
     max_wait_seconds: float | None = None  # live: longest wait on an idle input (None: exact)
     event_partitions: tuple[int, ...] = (0,)  # known up front, so a silent one holds the others
     label_partitions: tuple[int, ...] = (0,)
+    segment_by: str | None = None  # one instance of each model per value of this feature
 
 
 @dataclass(frozen=True)
@@ -161,30 +163,63 @@ def _control_step(loader, metrics: FlowMetrics | None = None):
 
 
 class _OrderLogic(StatefulLogic):
-    """Bytewax shell around ``Sequencer`` (one key: the whole stream)."""
+    """Bytewax shell around ``Sequencer`` (one key: the whole stream), and with segments the
+    ``SegmentRouter`` that numbers the ordered records per segment."""
 
-    def __init__(self, sequencer: Sequencer, finite: bool):
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        finite: bool,
+        router: SegmentRouter | None = None,
+        label_topic: str | None = None,
+    ):
         self.sequencer = sequencer
+        self.router = router
         self._finite = finite
+        self._label_topic = label_topic
 
     def on_item(self, value):
         record, partition, offset = value
         kind = EVENT if isinstance(record, Event) else LABEL
         out = self.sequencer.push(kind, record.ts.timestamp(), partition, offset, value, time.time())
-        return out, StatefulLogic.RETAIN
+        return self._route(out), StatefulLogic.RETAIN
+
+    def _route(self, released: list) -> list:
+        """``(seq, value)`` as released, or with segments ``((segment, n), value)`` and the dead
+        letters of labels whose event never came."""
+        router = self.router
+        if router is None:
+            return released
+        out: list = []
+        for _seq, value in released:
+            record = value[0]
+            ts = record.ts.timestamp()
+            for label, (_, partition, offset) in router.expire(ts):
+                ttl = router.ttl_seconds
+                out.append(unknown_event_letter(label, partition, offset, ttl, self._label_topic))
+            if isinstance(record, Event):
+                routed = router.route_event(record, ts, value)
+            elif isinstance(record, ControlItem):
+                routed = router.route_everywhere(value)
+            else:
+                routed = router.route_label(record, ts, value)
+            out += [((segment, n), v) for segment, n, v in routed]
+        return out
 
     def on_notify(self):
-        return self.sequencer.on_timeout(time.time()), StatefulLogic.RETAIN
+        return self._route(self.sequencer.on_timeout(time.time())), StatefulLogic.RETAIN
 
     def on_eof(self):
-        return (self.sequencer.flush() if self._finite else []), StatefulLogic.RETAIN
+        return (self._route(self.sequencer.flush()) if self._finite else []), StatefulLogic.RETAIN
 
     def notify_at(self):
         deadline = self.sequencer.deadline()
         return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.sequencer, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.router is None:
+            return pickle.dumps(self.sequencer, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.sequencer, self.router), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # -- the model operator ------------------------------------------------------------------------
@@ -220,9 +255,12 @@ class _ModelLogic(StatefulLogic):
         self._published_at = 0.0
 
     def on_item(self, value):
-        model, (seq, item) = value
+        model, (seq, item) = value[:2]
         if self.step is None:
-            self.step = ModelStep(self._configs[model])
+            config = self._configs[model]
+            if len(value) > 2:  # a segment's instance: named by its key (lr.DE)
+                config = replace(config, model=value[2])
+            self.step = ModelStep(config)
         out = self.step.on_item(seq, item)
         if self._metrics is not None:
             self._countdown -= 1
@@ -300,15 +338,27 @@ def build_dataflow(
 
     one_key = op.key_on("order_key", good, lambda _: "all")
 
+    label_topic = spec.steps[0].label_topic if spec.steps else None
+
     def order_builder(resume: bytes | None) -> _OrderLogic:
+        router = None
         if resume is None:
             partitions = (spec.label_partitions, spec.event_partitions)  # indexed by LABEL, EVENT
-            return _OrderLogic(Sequencer(spec.max_wait_seconds, partitions), spec.finite)
-        sequencer = pickle.loads(resume)
-        sequencer.orderer.resumed(time.time())
-        return _OrderLogic(sequencer, spec.finite)
+            sequencer = Sequencer(spec.max_wait_seconds, partitions)
+            if spec.segment_by is not None:
+                ttl = max(s.label_ttl_seconds for s in spec.steps)
+                router = SegmentRouter(spec.segment_by, ttl)
+        else:
+            state = pickle.loads(resume)
+            sequencer, router = state if isinstance(state, tuple) else (state, None)
+            sequencer.orderer.resumed(time.time())
+        return _OrderLogic(sequencer, spec.finite, router, label_topic)
 
     ordered = op.key_rm("order_unkey", op.stateful("order", one_key, order_builder))
+    if spec.segment_by is not None:  # labels whose event never came, decided by the router
+        unrouted = op.branch("unrouted", ordered, lambda o: isinstance(o, DeadLetter))
+        bad_records = op.merge("bad_or_unrouted", bad_records, unrouted.trues)
+        ordered = unrouted.falses
     if spec.features == "default":
         split = op.branch("split_ordered", ordered, lambda n: isinstance(n[1][0], Event))
         by_entity = op.key_on("by_entity", split.trues, lambda n: n[1][0].entity)
@@ -323,7 +373,19 @@ def build_dataflow(
             "featured_only", both, lambda n: n[1] if isinstance(n[1], FeaturedEvent) else None
         )
         op.output("features_out", featured_only, sinks.features)
-    if len(models) == 1:
+    if spec.segment_by is not None:  # one key per model and segment: lr.DE, lr.FR, ...
+
+        field = spec.segment_by
+
+        def to_segments(item):
+            (segment, n), rest = item
+            if isinstance(rest, FeaturedEvent) and field in rest.x:  # the key, not a feature
+                x = {k: v for k, v in rest.x.items() if k != field}
+                rest = FeaturedEvent(rest.event, x, rest.partition, rest.offset)
+            return [(f"{m}.{segment}", (m, (n, rest), f"{m}.{segment}")) for m in models]
+
+        routed = op.flat_map("route_to_models", both, to_segments)
+    elif len(models) == 1:
         (only,) = models
         routed = op.map("route_to_models", both, lambda item: (only, (only, item)))
     else:

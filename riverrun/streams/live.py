@@ -121,6 +121,7 @@ def flow_spec(
         max_wait_seconds=None if finite else f.max_wait_ms / 1000.0,
         event_partitions=event_partitions,
         label_partitions=label_partitions,
+        segment_by=f.segment_by,
     )
 
 
@@ -215,6 +216,7 @@ def recovery_manifest(settings: Settings) -> dict[str, Any]:
         "models": [{"name": m.name, "recipe": m.recipe} for m in f.models],
         "features": f.features,
         "recovery_partitions": settings.recovery.partitions,
+        "segment_by": f.segment_by,
     }
 
 

@@ -180,7 +180,11 @@ class ModelStep:
 
     def _on_control(self, item: ControlItem, out: list) -> None:
         """An operator's command, applied at its place in event time."""
-        if item.model != self.config.model:
+        name = self.config.model
+        # a segment's instance (lr.DE) takes the commands for its model (lr) too, except a
+        # rollback, whose blob is a version of one registry model
+        mine = item.model == name or (item.command != "rollback" and name.startswith(item.model + "."))
+        if not mine:
             return
         if item.command == "rollback" and item.blob is not None:
             out.extend(

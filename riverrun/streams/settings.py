@@ -200,6 +200,11 @@ class FlowSettings(_Section):
     report_every: int = Field(1000, ge=1)
     max_payload_bytes: int = Field(64 * 1024, ge=64)
     batch_size: int = Field(1000, ge=1)
+    segment_by: str | None = Field(
+        None,
+        description="a feature name (or 'entity'): one instance of each model per value "
+        "(lr.DE, lr.FR, ...), spread over workers and processes",
+    )
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("models")

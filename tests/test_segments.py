@@ -1,0 +1,103 @@
+"""Per-segment models: a segmented flow equals one flow per segment, labels find their segment,
+labels of unknown events are dead-lettered once."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from riverrun.schemas import DeadLetter, Event, Label
+from riverrun.streams.connectors import CallbackSink, MemorySource
+from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.items import ServedPrediction
+from riverrun.streams.modelstep import StepConfig
+from riverrun.streams.segments import SegmentRouter, segment_name
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+COUNTRIES = ("DE", "FR", "IT")
+
+
+def stream(n: int = 900, seed: int = 5) -> tuple[list[Event], list[Label]]:
+    """Events with a country; labels 30 s later; each country has its own concept."""
+    rng = random.Random(seed)
+    events, labels = [], []
+    for i in range(n):
+        c = rng.choice(COUNTRIES)
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "country": c}
+        ts = T0 + timedelta(seconds=i)
+        events.append(Event(event_id=f"e{i}", entity=f"u{i % 13}", ts=ts, features=x))
+        y = (x["a"] > 0) if c == "DE" else (x["b"] > 0) if c == "FR" else (x["a"] + x["b"] > 0)
+        labels.append(Label(event_id=f"e{i}", label=y, ts=ts + timedelta(seconds=30)))
+    return events, labels
+
+
+def without_country(e: Event) -> dict:
+    return {k: v for k, v in e.features.items() if k != "country"}
+
+
+def run(events, labels, segment_by: str | None, features: str = "none"):
+    out: dict[str, list] = {"predictions": [], "dead": []}
+    spec = FlowSpec(
+        steps=(StepConfig(model="lr", recipe="lr"),), features=features, finite=True, segment_by=segment_by
+    )
+    sinks = FlowSinks(
+        predictions=CallbackSink(out["predictions"].extend),
+        dead_letters=CallbackSink(out["dead"].extend),
+        metrics=CallbackSink(lambda _: None),
+        model_events=CallbackSink(lambda _: None),
+    )
+    flow = build_dataflow(spec, MemorySource(events, "event", 100), MemorySource(labels, "label", 100), sinks)
+    run_in_process(flow)
+    return out
+
+
+def test_a_segmented_flow_equals_one_flow_per_segment():
+    events, labels = stream()
+    together = run(events, labels, "country")
+    by_model: dict[str, dict[str, ServedPrediction]] = {}
+    for p in together["predictions"]:
+        by_model.setdefault(p.model, {})[p.event_id] = p
+    assert sorted(by_model) == [f"lr.{c}" for c in COUNTRIES]
+    for c in COUNTRIES:
+        ids = {e.event_id for e in events if e.features["country"] == c}
+        mine = [e.model_copy(update={"features": without_country(e)}) for e in events if e.event_id in ids]
+        alone = run(mine, [lb for lb in labels if lb.event_id in ids], None)
+        want = {p.event_id: (p.y_pred, p.proba) for p in alone["predictions"]}
+        got = {i: (p.y_pred, p.proba) for i, p in by_model[f"lr.{c}"].items()}
+        assert got == want, c
+    assert together["dead"] == []
+
+
+def test_segments_with_entity_features_and_by_entity():
+    events, labels = stream(300)
+    events = [e.model_copy(update={"features": without_country(e)}) for e in events]  # lr: numbers
+    out = run(events, labels, "entity", features="default")
+    assert {p.model for p in out["predictions"]} == {f"lr.u{k}" for k in range(13)}
+    assert len(out["predictions"]) == 300 and out["dead"] == []
+
+
+def test_early_labels_wait_for_their_event_and_unknown_ones_are_dead_lettered():
+    events, labels = stream(200)
+    early = [Label(event_id=e.event_id, label=True, ts=e.ts - timedelta(seconds=1)) for e in events[150:160]]
+    ghost = [Label(event_id="nobody", label=True, ts=T0 + timedelta(seconds=10))]
+    labels = sorted([*labels[:150], *early, *ghost], key=lambda lb: lb.ts)
+    spec_ttl = StepConfig(model="lr", recipe="lr").label_ttl_seconds
+    late_events = [
+        *events,
+        Event(event_id="last", entity="u", ts=T0 + timedelta(seconds=spec_ttl + 100), features={}),
+    ]
+    out = run(late_events, labels, "country")
+    dead = [d for d in out["dead"] if isinstance(d, DeadLetter)]
+    assert [(d.reason, d.kind) for d in dead] == [("unknown_event", "label")]
+    assert '"nobody"' in dead[0].payload
+
+
+def test_router_numbers_per_segment_and_broadcasts_commands():
+    r = SegmentRouter("country", ttl_seconds=10)
+    de = Event(event_id="1", entity="u", ts=T0, features={"country": "DE"})
+    fr = Event(event_id="2", entity="u", ts=T0, features={"country": "FR"})
+    assert [(s, n) for s, n, _ in r.route_event(de, 0.0) + r.route_event(fr, 0.0)] == [("DE", 0), ("FR", 0)]
+    assert [(s, n) for s, n, _ in r.route_label(Label(event_id="2", label=1, ts=T0), 1.0)] == [("FR", 1)]
+    assert [(s, n) for s, n, _ in r.route_everywhere("cmd")] == [("DE", 1), ("FR", 2)]
+    assert r.expire(100.0) == [] and r.route_label(Label(event_id="1", label=1, ts=T0), 100.0) == []
+    assert segment_name("a b/ü") == "a_b__" and segment_name(None) == "none" and segment_name(True) == "true"
