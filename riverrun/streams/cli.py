@@ -49,53 +49,119 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def _policy(args):
-    """--policy none|default, tuned by -c CONFIG's [flow.policy] when given."""
+def _policies(args, settings):
+    """--policy none|default|config (repeatable) -> [(name, PolicyConfig)]. ``default`` is tuned
+    by -c CONFIG's [flow.policy] when given; ``config`` is [flow.policy] as the live flow runs it
+    (on or off). Without --policy: none for files, config for --from-kafka."""
     from riverrun.learners.lifecycle import PolicyConfig
 
-    if args.policy == "none":
-        return PolicyConfig(enabled=False)
-    if args.config is not None:
-        from riverrun.streams.settings import load_settings
+    names = args.policy or (["config"] if args.from_kafka else ["none"])
+    out = []
+    for name in dict.fromkeys(names):
+        if name == "none":
+            out.append((name, PolicyConfig(enabled=False)))
+        elif settings is None:
+            out.append((name, PolicyConfig()))
+        else:
+            config = settings.flow.policy.config()
+            if name == "default" and not config.enabled:
+                from dataclasses import replace
 
-        return load_settings(args.config).flow.policy.config()
-    return PolicyConfig()
+                config = replace(config, enabled=True)
+            out.append((name, config))
+    return out
+
+
+def _replay_input(args, settings):
+    """Files, or a range of the configured Kafka topics."""
+    from riverrun.streams.replay import file_input, kafka_input
+
+    ranged = (args.start_offset, args.end_offset, args.start_time, args.end_time)
+    if not args.from_kafka:
+        if args.events is None or args.labels is None:
+            raise RiverrunError("give --events and --labels files, or --from-kafka (topics from -c CONFIG)")
+        if any(v is not None for v in ranged):
+            raise RiverrunError("--start/--end offsets and times select a Kafka range: add --from-kafka")
+        for path in (args.events, args.labels):
+            if not path.is_file():
+                raise RiverrunError(f"{path} not found")
+        return file_input(args.events, args.labels)
+    if args.events is not None or args.labels is not None:
+        raise RiverrunError("--from-kafka reads the topics of -c CONFIG: drop --events/--labels")
+    if (args.start_offset or args.end_offset) and (args.start_time or args.end_time):
+        raise RiverrunError("select the range by offsets or by times, not both")
+    from riverrun.streams.kafka import require_topics
+
+    times = []
+    for text in (args.start_time, args.end_time):
+        try:
+            times.append(datetime.fromisoformat(text) if text else None)
+        except ValueError:
+            raise RiverrunError(f"time {text!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00+00:00)") from None
+    require_topics(settings, [settings.topics.events, settings.topics.labels])
+    return kafka_input(
+        settings.kafka.client_config(),
+        settings.topics.events,
+        settings.topics.labels,
+        start_offset=args.start_offset,
+        end_offset=args.end_offset,
+        start_time=times[0],
+        end_time=times[1],
+        batch_size=settings.flow.batch_size,
+    )
 
 
 def _cmd_replay(args) -> int:
     from riverrun.learners import build_model
-    from riverrun.streams.replay import replay
+    from riverrun.streams.replay import replay_input
+    from riverrun.streams.settings import load_settings
 
-    models = args.model or [("lr", "lr")]
+    settings = load_settings(args.config) if (args.config is not None or args.from_kafka) else None
+    flow = settings.flow if settings is not None else None
+    if args.model:
+        models = args.model
+    elif flow is not None and args.from_kafka:
+        models = [(m.name, m.recipe) for m in flow.models]  # as the live flow runs
+    else:
+        models = [("lr", "lr")]
     for _, recipe in models:
         build_model(recipe)  # fail fast on a bad recipe
-    for path in (args.events, args.labels):
-        if not path.is_file():
-            raise RiverrunError(f"{path} not found")
-    result = replay(
-        args.events,
-        args.labels,
+
+    def pick(flag, setting, default):
+        if flag is not None:
+            return flag
+        return getattr(flow, setting) if flow is not None else default
+
+    inp = _replay_input(args, settings)
+    result = replay_input(
+        inp,
         args.out,
         models=models,
-        features=args.features,
-        feature_window_seconds=args.feature_window,
-        label_ttl_seconds=args.label_ttl,
-        progress=not args.no_progress,
-        policy=_policy(args),
+        policies=_policies(args, settings),
+        features=pick(args.features, "features", "default"),
+        feature_window_seconds=pick(args.feature_window, "feature_window_seconds", 300.0),
+        label_ttl_seconds=pick(args.label_ttl, "label_ttl_seconds", 86_400.0),
+        metrics_window=pick(None, "metrics_window", 1000),
+        report_every=pick(None, "report_every", 1000),
+        max_payload_bytes=pick(None, "max_payload_bytes", 64 * 1024),
+        progress=False if args.no_progress else (True if args.progress else None),
+        pass_per_run=args.pass_per_run,
     )
-    n = result.n_predictions
+    report = result.report
     print(
-        f"replay: {n} predictions in {result.seconds:.1f}s "
-        f"({n / max(result.seconds, 1e-9):,.0f}/s), dead letters {dict(result.dead_letters)}"
+        f"replay: {report['events']:,} events, {result.n_predictions:,} predictions in "
+        f"{result.seconds:.1f}s ({report['events_per_second']:,.0f} events/s over "
+        f"{report['passes']} pass(es)), dead letters {dict(result.dead_letters)}"
     )
     for event in result.model_events:
-        if event.action in ("rollback", "promotion", "concept_drift", "covariate_shift"):
+        if event.action in ("rollback", "promotion", "concept_drift"):
             print(f"  {event.at:%Y-%m-%d %H:%M:%S} {event.model}: {event.action} {event.reason}")
-    for name, _ in models:
-        final = result.final(name)
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in final.metrics.items() if "rolling" not in k)
-        print(f"  {name}: learned {final.n_learned}  {shown}")
-    print(f"output: {args.out}/predictions.jsonl, report.json, metrics.png")
+    for run in report["runs"]:
+        m = run["metrics"]
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if "rolling" not in k)
+        acts = sum(n for a, n in run["action_counts"].items() if a != "checkpoint")
+        print(f"  {run['name']}: learned {run['n_learned']}  {shown}  actions {acts}")
+    print(f"output: {args.out}/predictions.jsonl, report.json, report.html, metrics.png")
     return 0
 
 
@@ -288,16 +354,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "replay",
-        help="backtest models on recorded events and labels",
+        help="backtest models and policies on recorded events and labels (files or Kafka)",
         description="Replay JSON Lines files of events and labels (the topic "
-        "schemas) through the same dataflow as `run`, in event-time order (a label "
-        "at time t before an event at t). Writes OUT/predictions.jsonl (one per "
-        "event and model, in event order), dead-letter.jsonl, report.json and "
-        "metrics.png. With --features none it equals River's "
+        "schemas), or a range of the Kafka topics (--from-kafka), through the same dataflow "
+        "as `run`, in event-time order (a label at time t before an event at t), deciding "
+        "exactly as live does. Every --model runs with every --policy in one pass over the "
+        "input. Writes OUT/predictions.jsonl (one per event and run, in event order; "
+        "byte-identical for the same input), dead-letter.jsonl, model-events.jsonl, "
+        "report.json (one entry per run), report.html (summary table, rolling metrics with "
+        "drift and action markers, label delay, PSI per feature) and metrics.png. With "
+        "--features none and --policy none it equals River's "
         "evaluate.progressive_val_score(moment=event time, delay=...).",
+        epilog=EPILOG,
     )
-    p.add_argument("--events", type=Path, required=True, help="events JSON Lines file")
-    p.add_argument("--labels", type=Path, required=True, help="labels JSON Lines file")
+    p.add_argument("--events", type=Path, help="events JSON Lines file")
+    p.add_argument("--labels", type=Path, help="labels JSON Lines file")
+    p.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="read the events and labels topics of -c CONFIG instead of files (a finite range: "
+        "by default what the topics hold when the replay starts); models and flow settings "
+        "default to the config's, as `run` uses them",
+    )
+    p.add_argument(
+        "--start-offset",
+        help="with --from-kafka: first offset per partition, N (every partition of both topics) "
+        "or KIND[:PARTITION]=N,... with KIND events|labels (default: the earliest kept)",
+    )
+    p.add_argument(
+        "--end-offset",
+        help="with --from-kafka: offset to stop before (exclusive), same forms (default: the "
+        "end of each partition when the replay starts)",
+    )
+    p.add_argument(
+        "--start-time",
+        help="with --from-kafka: ISO-8601 time with offset; start each partition at its first "
+        "record whose Kafka timestamp is at or after it (offsets_for_times)",
+    )
+    p.add_argument(
+        "--end-time",
+        help="with --from-kafka: ISO-8601 time with offset; stop each partition before its first "
+        "record whose Kafka timestamp is at or after it",
+    )
     p.add_argument(
         "--model",
         type=_model_arg,
@@ -307,31 +405,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features",
         choices=["none", "default"],
-        default="default",
-        help="none: raw features; default: + per-entity count, recency, rolling means",
+        default=None,
+        help="none: raw features; default: + per-entity count, recency, rolling means "
+        "(default: default, or the config's [flow] features)",
     )
     p.add_argument(
         "--feature-window",
         type=float,
-        default=300.0,
-        help="rolling-mean window, seconds of event time (default 300)",
+        default=None,
+        help="rolling-mean window, seconds of event time (default 300, or the config's)",
     )
     p.add_argument(
         "--label-ttl",
         type=float,
-        default=86_400.0,
-        help="seconds of event time an event waits for its label (default 86400)",
+        default=None,
+        help="seconds of event time an event waits for its label (default 86400, or the config's)",
     )
     p.add_argument(
         "--policy",
-        choices=["none", "default"],
-        default="none",
-        help="model lifecycle: none (River alone, equals progressive_val_score) or default "
-        "(drift detection, checkpoints, challengers, rollback; tuned by -c [flow.policy])",
+        choices=["none", "default", "config"],
+        action="append",
+        help="model lifecycle; repeat to compare (every model runs with every policy): none "
+        "(River alone, equals progressive_val_score), default (drift detection, checkpoints, "
+        "challengers, rollback; tuned by -c [flow.policy]) or config ([flow.policy] as `run` "
+        "uses it, on or off). Default: none for files, config for --from-kafka",
+    )
+    p.add_argument(
+        "--pass-per-run",
+        action="store_true",
+        help="one pass over the input per (model, policy) run instead of one shared pass: "
+        "slower (reading, decoding and features repeated), but measures each run's own events/s",
     )
     _add_config(p)
     p.add_argument("--out", type=Path, default=Path("riverrun-replay"), help="output directory")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress on stderr (events, events/s, ETA) even when stderr is not a terminal",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress, even on a terminal")
     p.set_defaults(fn=_cmd_replay)
 
     p = sub.add_parser(

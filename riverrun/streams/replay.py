@@ -1,7 +1,15 @@
 """Backtests: run recorded events and labels through the live dataflow, in event-time order.
 
-The flow is the same one ``riverrun run`` builds; only the sources (files) and sinks (files)
-differ, and the order is exact (no wall-clock wait), so a replay decides exactly as live did.
+The flow is the same one ``riverrun run`` builds; only the sources (files, or a finite range of
+the Kafka topics) and the sinks (files) differ, and the order is exact (no wall-clock wait), so
+a replay decides exactly as live did. Predictions are stamped ``served_at`` = event time, so the
+same input gives a byte-identical ``predictions.jsonl``.
+
+Several models and policies are compared in one run: every (model, policy) combination is a
+model step of its own in *one* dataflow, so the input is read, decoded, ordered and featured
+once and each record is routed to every run (the cost of a run is its model step only).
+``pass_per_run`` runs one pass per combination instead, which repeats the reading, decoding and
+features for each, but measures each run's own events per second.
 """
 
 from __future__ import annotations
@@ -9,9 +17,11 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from riverrun.learners.lifecycle import PolicyConfig
@@ -20,8 +30,142 @@ from riverrun.streams.connectors import CallbackSink, JsonLinesSource, to_json
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.features import FeatureMode
 from riverrun.streams.items import MetricsPoint
+from riverrun.streams.metrics import FlowMetrics
 from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.report import action_markers, actions_summary, plot_metrics, write_report
+from riverrun.streams.progress import Progress
+from riverrun.streams.report import (
+    PsiTimeline,
+    action_markers,
+    actions_summary,
+    buckets_dict,
+    plot_metrics,
+    write_report,
+)
+
+#: Dead-letter reasons the model steps give (once per run); the others come from decoding the
+#: input, which a pass per run would repeat.
+STEP_REASONS = frozenset(
+    {"duplicate_event_id", "label_type", "label_expired", "unknown_event", "model_error", "label_quarantined"}
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (model, policy) combination: ``name`` is its model key (in predictions and report)."""
+
+    name: str
+    model: str
+    recipe: str
+    policy: str
+    config: PolicyConfig
+
+
+def expand_runs(models: list[tuple[str, str]], policies: list[tuple[str, PolicyConfig]]) -> list[Run]:
+    """Every combination of ``models`` [(name, recipe)] and ``policies`` [(name, config)]. With
+    one policy a run is named after its model (``lr``); with several, ``MODEL-POLICY``.
+
+    >>> [r.name for r in expand_runs([("lr", "lr")], [("none", PolicyConfig(enabled=False))])]
+    ['lr']
+    >>> off, on = ("none", PolicyConfig(enabled=False)), ("default", PolicyConfig())
+    >>> [r.name for r in expand_runs([("lr", "lr"), ("arf", "arf")], [off, on])]
+    ['lr-none', 'lr-default', 'arf-none', 'arf-default']
+    """
+    if not models or not policies:
+        raise ValueError("need at least one model and one policy")
+    runs = [
+        Run(name if len(policies) == 1 else f"{name}-{pname}", name, recipe, pname, config)
+        for name, recipe in models
+        for pname, config in policies
+    ]
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"run names must be unique, got {names}: name the models (NAME=RECIPE)")
+    return runs
+
+
+@dataclass
+class ReplayInput:
+    """Where a replay reads: the two sources and how the live flow names their origin."""
+
+    events: Source
+    labels: Source
+    event_topic: str
+    label_topic: str
+    event_partitions: tuple[int, ...] = (0,)
+    label_partitions: tuple[int, ...] = (0,)
+    total_events: int | None = None  # for the progress ETA
+    describe: dict[str, Any] = field(default_factory=dict)  # the report's "inputs"
+    title: str = "replay"
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
+
+
+def file_input(events: str | Path, labels: str | Path) -> ReplayInput:
+    """JSON Lines files (the topic schemas), one record a line; the line number is the offset."""
+    events, labels = Path(events), Path(labels)
+    return ReplayInput(
+        JsonLinesSource(events, "event"),
+        JsonLinesSource(labels, "label"),
+        events.name,  # the files, named as the decoder names them
+        labels.name,
+        total_events=_count_lines(events),
+        describe={"events": str(events), "labels": str(labels)},
+        title=f"replay of {events.name}",
+    )
+
+
+def kafka_input(
+    client_config: dict[str, str],
+    event_topic: str,
+    label_topic: str,
+    start_offset: str | None = None,
+    end_offset: str | None = None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    batch_size: int = 1000,
+) -> ReplayInput:
+    """A range of the events and labels topics (see ``kafka_range``), resolved now: what the
+    topics hold when the replay starts, read once."""
+    from riverrun.streams.kafka_range import KafkaRangeSource, parse_offsets, resolve_range
+
+    starts, ends = parse_offsets(start_offset), parse_offsets(end_offset)
+    ranges = {
+        kind: resolve_range(client_config, topic, kind, starts, ends, start_time, end_time)
+        for kind, topic in (("events", event_topic), ("labels", label_topic))
+    }
+
+    def partitions(kind: str) -> tuple[int, ...]:
+        # only partitions with records in the range: an empty one would hold the others back
+        return tuple(r.partition for r in ranges[kind] if r.size > 0) or (0,)
+
+    return ReplayInput(
+        KafkaRangeSource(client_config, "event", ranges["events"], batch_size),
+        KafkaRangeSource(client_config, "label", ranges["labels"], batch_size),
+        event_topic,
+        label_topic,
+        partitions("events"),
+        partitions("labels"),
+        total_events=sum(r.size for r in ranges["events"]),
+        describe={
+            "kafka": client_config.get("bootstrap.servers"),
+            "topics": {"events": event_topic, "labels": label_topic},
+            "start_time": start_time.isoformat() if start_time else None,
+            "end_time": end_time.isoformat() if end_time else None,
+            **{
+                kind: [
+                    {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in rs
+                ]
+                for kind, rs in ranges.items()
+            },
+        },
+        title=f"replay of {event_topic} (Kafka)",
+    )
 
 
 @dataclass
@@ -31,14 +175,12 @@ class ReplayResult:
     dead_letters: collections.Counter = field(default_factory=collections.Counter)
     model_events: list[ModelEvent] = field(default_factory=list)
     seconds: float = 0.0
+    runs: list[Run] = field(default_factory=list)
+    run_seconds: dict[str, float] = field(default_factory=dict)  # the pass each run was in
+    report: dict[str, Any] = field(default_factory=dict)
 
     def final(self, model: str) -> MetricsPoint:
         return next(p for p in self.points if p.final and p.model == model)
-
-
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as f:
-        return sum(1 for _ in f)
 
 
 def replay(
@@ -51,97 +193,243 @@ def replay(
     label_ttl_seconds: float = 86_400.0,
     metrics_window: int = 1000,
     report_every: int = 1000,
-    progress: bool = False,
+    progress: bool | None = False,
     plot: bool = True,
     policy: PolicyConfig | None = None,
     registry: Sink | None = None,
+    policies: list[tuple[str, PolicyConfig]] | None = None,
+    pass_per_run: bool = False,
 ) -> ReplayResult:
     """Replay ``events`` and ``labels`` (JSON Lines) through ``models`` [(name, recipe)].
 
-    Writes ``predictions.jsonl`` (one per event and model, in event order), ``dead-letter.jsonl``,
-    ``report.json`` and ``metrics.png`` into ``out_dir``. ``policy`` turns the model lifecycle on
-    (its actions are listed in the report, marked on the plot, and in ``model-events.jsonl``);
-    ``registry`` (a ``RegistrySink``) persists its checkpoints and audits its events.
+    Writes ``predictions.jsonl`` (one per event and run, in event order), ``dead-letter.jsonl``,
+    ``model-events.jsonl``, ``report.json`` and (with ``plot``) ``metrics.png`` and
+    ``report.html`` into ``out_dir``. ``policy`` turns the model lifecycle on for every model;
+    ``policies`` [(name, config)] compares several (every model with every policy). ``registry``
+    (a ``RegistrySink``) persists checkpoints and audits model events.
     """
-    events, labels, out = Path(events), Path(labels), Path(out_dir)
+    return replay_input(
+        file_input(events, labels),
+        out_dir,
+        models,
+        features=features,
+        feature_window_seconds=feature_window_seconds,
+        label_ttl_seconds=label_ttl_seconds,
+        metrics_window=metrics_window,
+        report_every=report_every,
+        progress=progress,
+        plot=plot,
+        policies=policies
+        or [("default" if policy and policy.enabled else "none", policy or PolicyConfig(False))],
+        registry=registry,
+        pass_per_run=pass_per_run,
+    )
+
+
+def _single_policy(policy: PolicyConfig | None) -> tuple[str, PolicyConfig]:
+    if policy is None or not policy.enabled:
+        return ("none", PolicyConfig(enabled=False))
+    return ("default", policy)
+
+
+def replay_input(
+    inp: ReplayInput,
+    out_dir: str | Path,
+    models: list[tuple[str, str]],
+    policies: list[tuple[str, PolicyConfig]],
+    features: FeatureMode = "default",
+    feature_window_seconds: float = 300.0,
+    label_ttl_seconds: float = 86_400.0,
+    metrics_window: int = 1000,
+    report_every: int = 1000,
+    max_payload_bytes: int = 64 * 1024,
+    progress: bool | None = False,
+    plot: bool = True,
+    registry: Sink | None = None,
+    pass_per_run: bool = False,
+) -> ReplayResult:
+    """Replay ``inp`` through every (model, policy) run; see ``replay`` for the outputs.
+    ``progress``: True/False, or None for "when stderr is a terminal"."""
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    runs = expand_runs(models, policies)
+    result = ReplayResult(runs=runs)
+    reference = next((r.config for r in runs if r.config.enabled), PolicyConfig())
+    psi = PsiTimeline(reference.reference_size, reference.monitor_window, reference.monitor_every)
+    if inp.total_events:  # about 200 points on the plot
+        psi.point_every = max(10, inp.total_events // psi.sample_every // 200)
+    bar = Progress(
+        None if inp.total_events is None else inp.total_events * (len(runs) if pass_per_run else 1),
+        enabled=progress,
+    )
+    dead: list[DeadLetter] = []
+    label_delay: dict[str, Any] = {}
+    passes = [[r] for r in runs] if pass_per_run else [runs]
+    with (out / "predictions.jsonl").open("wb") as predictions_file:
+        start = time.perf_counter()
+        try:
+            for k, group in enumerate(passes):
+                seconds, views = _one_pass(
+                    inp,
+                    group,
+                    predictions_file,
+                    result,
+                    dead,
+                    bar,
+                    psi if k == 0 else None,
+                    registry,
+                    keep_input_letters=k == 0,
+                    spec_args={
+                        "features": features,
+                        "feature_window_seconds": feature_window_seconds,
+                        "max_payload_bytes": max_payload_bytes,
+                    },
+                    step_args={
+                        "label_ttl_seconds": label_ttl_seconds,
+                        "metrics_window": metrics_window,
+                        "report_every": report_every,
+                    },
+                )
+                for r in group:
+                    result.run_seconds[r.name] = seconds
+                    view = views.get(r.name)
+                    label_delay[r.name] = buckets_dict(view.label_delay if view is not None else None)
+        finally:
+            bar.close()
+        result.seconds = time.perf_counter() - start
+    with (out / "dead-letter.jsonl").open("wb") as f:
+        f.write(b"".join(to_json(d) + b"\n" for d in dead))
+    with (out / "model-events.jsonl").open("wb") as f:
+        f.write(b"".join(to_json(e) + b"\n" for e in result.model_events))
+    n_events = max((result.final(r.name).n_predicted for r in runs), default=0)
+    run_entries = [
+        _run_entry(r, result, n_events, label_delay.get(r.name), shared=len(passes) == 1 and len(runs) > 1)
+        for r in runs
+    ]
+    report_path = write_report(
+        out,
+        result.points,
+        mode="replay",
+        inputs=inp.describe,
+        features=features,
+        events=n_events,
+        predictions=result.n_predictions,
+        dead_letters=dict(result.dead_letters),
+        seconds=round(result.seconds, 3),
+        events_per_second=round(n_events * len(passes) / max(result.seconds, 1e-9), 1),
+        passes=len(passes),
+        runs=run_entries,
+        psi=psi.to_dict(),
+        actions=actions_summary(result.model_events),
+    )
+    import json
+
+    result.report = json.loads(report_path.read_text())
+    if plot:
+        from riverrun.streams.html_report import write_html_report
+
+        plot_metrics(
+            result.points, out / "metrics.png", title=inp.title, markers=action_markers(result.model_events)
+        )
+        write_html_report(out, result.report, title=inp.title)
+    return result
+
+
+def _one_pass(
+    inp: ReplayInput,
+    runs: list[Run],
+    predictions_file,
+    result: ReplayResult,
+    dead: list[DeadLetter],
+    bar: Progress,
+    psi: PsiTimeline | None,
+    registry: Sink | None,
+    keep_input_letters: bool,
+    spec_args: dict[str, Any],
+    step_args: dict[str, Any],
+) -> tuple[float, dict]:
+    """One dataflow over ``inp`` with one model step per run; returns its seconds and the
+    steps' last views (label delays)."""
     spec = FlowSpec(
         steps=tuple(
             StepConfig(
-                model=name,
-                recipe=recipe,
-                label_ttl_seconds=label_ttl_seconds,
-                metrics_window=metrics_window,
-                report_every=report_every,
+                model=r.name,
+                recipe=r.recipe,
                 served_at_event_time=True,
-                policy=policy or PolicyConfig(enabled=False),
-                event_topic=events.name,  # the files, named as the decoder names them
-                label_topic=labels.name,
+                policy=r.config,
+                event_topic=inp.event_topic,
+                label_topic=inp.label_topic,
+                **step_args,
             )
-            for name, recipe in models
+            for r in runs
         ),
-        features=features,
-        feature_window_seconds=feature_window_seconds,
         finite=True,
+        event_partitions=inp.event_partitions,
+        label_partitions=inp.label_partitions,
+        **spec_args,
     )
-    result = ReplayResult()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=_count_lines(events) * len(models), unit="pred", desc="replay", smoothing=0.1)
-    predictions_file = (out / "predictions.jsonl").open("wb")
+    per_event = len(runs)
+    pending = [0]  # predictions not yet counted as whole events
 
     def on_predictions(batch: list) -> None:
-        predictions_file.write(b"".join(to_json(p) + b"\n" for p in batch))
+        predictions_file.write(b"".join([to_json(p) + b"\n" for p in batch]))
         result.n_predictions += len(batch)
-        if bar is not None:
-            bar.update(len(batch))
+        pending[0] += len(batch)
+        done, pending[0] = divmod(pending[0], per_event)
+        bar.update(done)
 
     def on_dead(batch: list[DeadLetter]) -> None:
-        dead_sink_batch.extend(batch)
+        if not keep_input_letters:
+            batch = [d for d in batch if d.reason in STEP_REASONS]
+        dead.extend(batch)
         result.dead_letters.update(d.reason for d in batch)
 
-    dead_sink_batch: list[DeadLetter] = []
+    metrics = FlowMetrics()  # its model views keep each step's label-delay histogram
     sinks = FlowSinks(
         predictions=CallbackSink(on_predictions),
         dead_letters=CallbackSink(on_dead),
         metrics=CallbackSink(result.points.extend),
         model_events=CallbackSink(result.model_events.extend),
         registry=registry,
+        features=None if psi is None else CallbackSink(psi.on_batch),
     )
-    flow = build_dataflow(spec, JsonLinesSource(events, "event"), JsonLinesSource(labels, "label"), sinks)
+    flow = build_dataflow(spec, inp.events, inp.labels, sinks, metrics=metrics)
     start = time.perf_counter()
-    try:
-        run_in_process(flow, epoch_interval=timedelta(seconds=10))
-    finally:
-        predictions_file.close()
-        if bar is not None:
-            bar.close()
-    result.seconds = time.perf_counter() - start
-    with (out / "dead-letter.jsonl").open("wb") as f:
-        f.write(b"".join(to_json(d) + b"\n" for d in dead_sink_batch))
-    with (out / "model-events.jsonl").open("wb") as f:
-        f.write(b"".join(to_json(e) + b"\n" for e in result.model_events))
-    write_report(
-        out,
-        result.points,
-        mode="replay",
-        inputs={"events": str(events), "labels": str(labels)},
-        features=features,
-        predictions=result.n_predictions,
-        dead_letters=dict(result.dead_letters),
-        seconds=round(result.seconds, 3),
-        actions=actions_summary(result.model_events),
-    )
-    if plot:
-        plot_metrics(
-            result.points,
-            out / "metrics.png",
-            title=f"replay of {events.name}",
-            markers=action_markers(result.model_events),
-        )
-    return result
+    run_in_process(flow, epoch_interval=timedelta(seconds=10))
+    return time.perf_counter() - start, metrics.views()
 
 
-__all__ = ["ReplayResult", "replay"]
+def _run_entry(run: Run, result: ReplayResult, n_events: int, label_delay, shared: bool) -> dict[str, Any]:
+    """One run's line of the report: final metrics, counts, actions with their evidence."""
+    final = result.final(run.name)
+    events = [e for e in result.model_events if e.model == run.name]
+    seconds = result.run_seconds.get(run.name, 0.0)
+    return {
+        "name": run.name,
+        "model": run.model,
+        "recipe": run.recipe,
+        "policy": run.policy,
+        "model_version": final.model_version,
+        "n_predicted": final.n_predicted,
+        "n_learned": final.n_learned,
+        "metrics": final.metrics,
+        "counters": final.counters,
+        "action_counts": dict(collections.Counter(e.action for e in events)),
+        "actions": actions_summary(events),
+        "seconds": round(seconds, 3),
+        "events_per_second": round(final.n_predicted / max(seconds, 1e-9), 1),
+        "shared_pass": shared,
+        "label_delay": label_delay,
+    }
+
+
+__all__ = [
+    "ReplayInput",
+    "ReplayResult",
+    "Run",
+    "expand_runs",
+    "file_input",
+    "kafka_input",
+    "replay",
+    "replay_input",
+]

@@ -122,3 +122,60 @@ def plot_metrics(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+class PsiTimeline:
+    """PSI per numeric feature over event time, from a ``CovariateShiftMonitor`` fed the
+    feature vectors the models were served on (the same for every run of a replay).
+
+    Like the lifecycle's monitors it sees one event in ``sample_every`` (by source offset, so
+    the sample does not depend on batching) and keeps a point every ``point_every`` sampled
+    events, once the reference and the window are full.
+    """
+
+    def __init__(
+        self,
+        reference_size: int = 500,
+        window_size: int = 500,
+        sample_every: int = 10,
+        point_every: int = 50,
+    ):
+        from riverrun.detectors.covariate import CovariateShiftMonitor
+
+        self.monitor = CovariateShiftMonitor(
+            reference_size=reference_size, window_size=window_size, ks_alpha=None, check_every=point_every
+        )
+        self.sample_every = sample_every
+        self.point_every = point_every
+        self.points: list[tuple[datetime, dict[str, float]]] = []
+        self._sampled = 0
+
+    def on_batch(self, featured: list) -> None:
+        """Take a batch of ``FeaturedEvent``s (a sink's batch: counted here, not per event)."""
+        every, monitor = self.sample_every, self.monitor
+        for item in featured:
+            if item.offset % every:
+                continue
+            monitor.update(item.x)
+            self._sampled += 1
+            if self._sampled % self.point_every == 0:
+                psi = monitor.psi()
+                if psi:
+                    self.points.append((item.event.ts, psi))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference_size": self.monitor.reference_size,
+            "window_size": self.monitor.window_size,
+            "sample_every": self.sample_every,
+            "warning": self.monitor.psi_warning,
+            "threshold": self.monitor.psi_threshold,
+            "series": [{"ts": ts.isoformat(), "psi": psi} for ts, psi in self.points],
+        }
+
+
+def buckets_dict(buckets) -> dict[str, Any] | None:
+    """A ``Buckets`` histogram as JSON: upper bounds (seconds), counts per bucket (+Inf last)."""
+    if buckets is None:
+        return None
+    return {"bounds": list(buckets.bounds), "counts": list(buckets.counts), "sum": buckets.sum}
