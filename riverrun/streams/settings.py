@@ -237,6 +237,52 @@ class MetricsSettings(_Section):
     publish_every_seconds: float = Field(1.0, gt=0, description="how fresh model series are")
 
 
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+class OnlineStoreSettings(_Section):
+    """The online store in Redis (``redis_url``): the latest feature vector of every entity,
+    written by ``riverrun run`` in pipelined batches from a thread of its own, and the latest
+    prediction per entity and model; ``riverrun gateway`` serves both. Keys live under
+    ``key_prefix`` and expire ``ttl_seconds`` after their last write."""
+
+    enabled: bool = Field(False, description="riverrun run writes featured events to Redis")
+    key_prefix: str = "riverrun:online"
+    ttl_seconds: float = Field(86_400.0, gt=0)
+    batch_size: int = Field(500, ge=1, description="entries per Redis pipeline")
+    flush_interval_ms: float = Field(50.0, ge=0, description="longest wait to fill a batch")
+    max_pending: int = Field(100_000, ge=1, description="entities waiting; past it the oldest drop")
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _safe_prefix(cls, prefix: str) -> str:
+        if not _KEY_PREFIX.fullmatch(prefix):
+            raise ValueError(f"key prefix {prefix!r} is not allowed: use 1-128 of A-Z a-z 0-9 . _ : -")
+        return prefix
+
+
+class GatewaySettings(_Section):
+    """``riverrun gateway``: HTTP ingest and serving at ``http://address:port`` (a Faust app;
+    ``address`` is its web bind and host). Loopback by default: bind ``0.0.0.0`` only behind a
+    proxy or on a trusted network. ``app_id`` is the Faust app id, the consumer group of the
+    agent that copies the predictions topic into the online store (``consume_predictions``)."""
+
+    address: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    app_id: str = "riverrun-gateway"
+    producer: Literal["confluent", "faust"] = Field(
+        "confluent", description="confluent-kafka (librdkafka) or Faust's own aiokafka producer"
+    )
+    ack_timeout_seconds: float = Field(10.0, gt=0, description="a POST waits this long for Kafka: 503")
+    linger_ms: float = Field(1.0, ge=0, description="producer batching delay (confluent)")
+    max_batch: int = Field(1000, ge=1, description="most records in one JSON array POST")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    consume_predictions: bool = True
+    predictions_from: Literal["earliest", "latest"] = Field(
+        "latest", description="where the agent starts without a committed offset"
+    )
+
+
 class Settings(BaseSettings):
     """All of riverrun's settings."""
 
@@ -250,6 +296,8 @@ class Settings(BaseSettings):
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    online_store: OnlineStoreSettings = Field(default_factory=OnlineStoreSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     workers: int = Field(1, ge=1)
 
