@@ -256,7 +256,11 @@ def replay_input(
     result = ReplayResult(runs=runs)
     reference = next((r.config for r in runs if r.config.enabled), PolicyConfig())
     psi = PsiTimeline(reference.reference_size, reference.monitor_window, reference.monitor_every)
-    if inp.total_events:  # about 200 points on the plot
+    if inp.total_events:
+        # a short stream is sampled more densely, so that the reference and a few windows fill;
+        # about 200 points on the plot
+        fill = 4 * (reference.reference_size + reference.monitor_window)
+        psi.sample_every = max(1, min(psi.sample_every, inp.total_events // fill))
         psi.point_every = max(10, inp.total_events // psi.sample_every // 200)
     bar = Progress(
         None if inp.total_events is None else inp.total_events * (len(runs) if pass_per_run else 1),
