@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start/stop the real services the riverrun tests need (Kafka + Redis), no Docker.
 #
-#   infra/services.sh start [--fresh]   start both (idempotent); --fresh wipes Kafka data
+#   infra/services.sh start [--fresh]   start both (idempotent); --fresh wipes Kafka data;
+#                                       installs prometheus/promtool if missing (run by tests)
 #   infra/services.sh stop              stop both (only what we started)
 #   infra/services.sh status            show state; exit 1 if either is down
 #   infra/services.sh env               print the export lines (no starting)
@@ -23,6 +24,9 @@ cmd="${1:-}"; shift || true
 case "$cmd" in
   start)
     t0=$SECONDS
+    # Binaries only: the tests start their own Prometheus processes. Not fatal here (a developer
+    # without root can still start Kafka and Redis); tests/test_alerts.py fails in CI without it.
+    "$INFRA_DIR/prometheus/install.sh" >/dev/null || log "WARNING: prometheus/promtool not installed"
     kafka="$("$INFRA_DIR/kafka/start.sh" "$@")"
     redis="$("$INFRA_DIR/redis/start.sh")"
     log "services up in $((SECONDS - t0))s"
@@ -54,6 +58,9 @@ case "$cmd" in
     else
       echo "redis: DOWN $ru ($rpid)"; rc=1
     fi
+    for tool in prometheus promtool; do
+      echo "$tool: $(command -v "$tool" || echo 'MISSING (infra/prometheus/install.sh)')"
+    done
     exit $rc
     ;;
   env)
