@@ -158,9 +158,7 @@ def kafka_input(
             "start_time": start_time.isoformat() if start_time else None,
             "end_time": end_time.isoformat() if end_time else None,
             **{
-                kind: [
-                    {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in rs
-                ]
+                kind: [{"partition": r.partition, "start": r.start, "end": r.end} for r in rs]
                 for kind, rs in ranges.items()
             },
         },
