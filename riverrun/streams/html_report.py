@@ -197,7 +197,7 @@ def psi_plot(report: dict, max_features: int = 12) -> str | None:
 
 def _fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
-        return f"{v:.{digits}f}"
+        return f"{v:,.{digits}f}"
     if isinstance(v, int):
         return f"{v:,}"
     return html.escape(str(v)) if v is not None else "&ndash;"
