@@ -324,6 +324,18 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_gateway(args) -> int:
+    from riverrun.streams.gateway import run_gateway
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    flags = {k: v for k, v in (("address", args.address), ("port", args.port)) if v is not None}
+    if flags:  # flags beat the file and the environment
+        settings = settings.model_copy(update={"gateway": settings.gateway.model_copy(update=flags)})
+    run_gateway(settings, loglevel=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="riverrun",
@@ -549,6 +561,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-delay", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(fn=_cmd_generate)
+
+    p = sub.add_parser(
+        "gateway",
+        help="HTTP ingest and serving (faust-streaming): POST events/labels, GET predictions/features",
+        description="Serve HTTP at [gateway] address:port (default 127.0.0.1:8080), in a process of "
+        "its own: POST /events and /labels (one JSON record or an array; validated like the flow "
+        "validates them; 202 once Kafka acknowledged, 400/413 with the dead-letter reason), "
+        "GET /predictions/ENTITY[?model=NAME] and /features/ENTITY (latest, from the online store "
+        "in Redis), GET /models (registry versions; needs RIVERRUN_REGISTRY__KEY), GET /healthz. "
+        "A Faust agent copies the predictions topic into the online store; the flow writes the "
+        "features when [online_store] enabled = true. Needs the gateway extra: "
+        "pip install 'riverrun[gateway]'.",
+        epilog=EPILOG,
+    )
+    _add_config(p)
+    p.add_argument("--address", help="interface to bind (default: [gateway] address, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default: [gateway] port, 8080)")
+    p.set_defaults(fn=_cmd_gateway)
     return parser
 
 

@@ -74,13 +74,18 @@ def entry_of(item: FeaturedEvent | ServedPrediction | Prediction, prefix: str) -
 
 
 def prediction_entry(payload: bytes, prefix: str) -> Entry | None:
-    """The store entry of a predictions-topic message, or None (logged) if it is not a
-    ``Prediction``: garbage on the topic never lands in the store."""
+    """The store entry of a predictions-topic message (its bytes as published), or None
+    (logged) if it is not a ``Prediction``: garbage on the topic never lands in the store."""
+    from pydantic import ValidationError
+
     try:
-        return entry_of(Prediction.model_validate_json(payload), prefix)
-    except ValueError as exc:
-        log.warning("online store: not a prediction, skipped: %s", str(exc).splitlines()[0])
+        record = Prediction.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(map(str, first["loc"])) or "record"
+        log.warning("online store: skipped a message that is not a Prediction (%s: %s)", where, first["msg"])
         return None
+    return predictions_key(prefix, record.entity), record.model, bytes(payload)
 
 
 def queue_writes(pipe: Any, entries: list[Entry], ttl_ms: int) -> None:
