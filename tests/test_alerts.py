@@ -105,3 +105,31 @@ def test_the_reference_reader_sees_unknown_names() -> None:
     assert unknown_references('riverrun_model_accuracy{windw="rolling"}')
     assert unknown_references("histogram_quantile(0.9, rate(riverrun_model_version_bucket[5m]))")
     assert not unknown_references("histogram_quantile(0.9, rate(riverrun_label_delay_seconds_bucket[5m]))")
+
+
+def test_a_real_prometheus_scrapes_flow_metrics_and_evaluates_every_rule() -> None:
+    """The harness end to end: FlowMetrics served as `riverrun run` serves it, scraped by a real
+    Prometheus with alerts.yml loaded; every rule evaluates without error on real series."""
+    from riverrun.streams.metrics import FlowMetrics, ModelView, serve
+    from tests.prometheus_harness import prometheus_server
+
+    metrics = FlowMetrics()
+    metrics.count_records("event", 10)
+    scores = {"champion": {"accuracy": 0.9, "accuracy_rolling": 0.8}}
+    metrics.publish(ModelView("lr", 3, 10, 8, scores=scores, actions={"concept_drift": 1}))
+    server, port = serve(metrics, "127.0.0.1", 0)
+    try:
+        with prometheus_server({"riverrun-flow": [f"127.0.0.1:{port}"]}, rule_files=[ALERTS]) as prom:
+            prom.wait_for('riverrun_model_version{model="lr"} == 3')
+            assert prom.value('up{job="riverrun-flow"}') == 1.0
+            assert prom.value('riverrun_model_accuracy{candidate="champion",window="rolling"}') == 0.8
+            for _ in range(100):
+                groups = prom.api("rules")["groups"]
+                health = {r["name"]: (r["health"], r.get("lastError")) for g in groups for r in g["rules"]}
+                if all(h == "ok" for h, _ in health.values()):
+                    break
+                prom.wait_for("vector(1)")  # a query's round trip, then look again
+            assert set(health) == {rule["alert"] for rule in rules()}
+            assert all(h == "ok" for h, _ in health.values()), health
+    finally:
+        server.shutdown()
