@@ -250,7 +250,7 @@ class Predictions:
 class PredictionReader:
     """Reads a predictions topic from the beginning (assign, no group) into ``Predictions``."""
 
-    def __init__(self, servers: str, topic: str, conf: dict[str, str] | None = None):
+    def __init__(self, servers: str, topic: str, conf: dict[str, str] | None = None, partitions: int = 1):
         self.consumer = Consumer(
             {
                 **(conf or {}),
@@ -260,7 +260,7 @@ class PredictionReader:
                 "auto.offset.reset": "earliest",
             }
         )
-        self.consumer.assign([TopicPartition(topic, 0, 0)])
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         self.predictions = Predictions()
 
     def poll(self, timeout: float = 0.2) -> int:
