@@ -86,7 +86,7 @@ def test_provisioning_files() -> None:
     assert datasource["type"] == "prometheus" and datasource["isDefault"]
     assert datasource["url"] == "http://prometheus:9090"  # the compose service (tests/test_compose.py)
     (provider,) = yaml.safe_load(PROVIDER.read_text())["providers"]
-    assert provider["type"] == "file" and provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards"
 
 
 def test_expressions_read_only_exported_series() -> None:
