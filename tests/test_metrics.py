@@ -2,13 +2,15 @@
 
 The live test runs `riverrun run` on the real broker with the lifecycle on, over the seeded
 scenario (drift, corrupted labels, covariate shift), scrapes its endpoint directly and through
-a real Prometheus server (``tests/prometheus_harness.py``), and checks the series move.
+a real Prometheus server (``tests/prometheus_harness.py``) with our alert rules, and checks the
+series move and the concept-drift alert goes pending.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -208,6 +210,7 @@ def wait_for(check, timeout: float, flow=None, what: str = ""):
 def test_live_flow_series_exist_and_move(kafka_servers, tmp_path):
     from riverrun.streams.kafka import publish_stream
     from tests.kafka_harness import Flow, fresh_settings
+    from tests.prometheus_harness import ALERTS, prometheus_server
 
     settings, config = fresh_settings(kafka_servers, tmp_path, policy=True)
     n, half = 12_000, 6_000
@@ -219,21 +222,35 @@ def test_live_flow_series_exist_and_move(kafka_servers, tmp_path):
     bad = [b"{not json", b'{"event_id": "x1", "entity": "u", "features": {}}']
     port = free_port()
     flow = Flow(config, tmp_path / "flow.log", env={"RIVERRUN_METRICS__PORT": str(port)}).start()
+    targets = {"riverrun-flow": [f"127.0.0.1:{port}"]}
     try:
-        publish_stream(settings, [*bad, *events[:half]], [lb for lb in labels if lb.ts < cut])
-        first = wait_for(
-            lambda: (s := scrape(port)) and value(s, "riverrun_predictions_total") == half and s,
-            120,
-            flow,
-            "the first half predicted",
-        )
-        publish_stream(settings, events[half:], [lb for lb in labels if lb.ts >= cut])
-        last = wait_for(
-            lambda: (s := scrape(port)) and value(s, "riverrun_labels_joined_total") == n and s,
-            120,
-            flow,
-            "every label joined",
-        )
+        with prometheus_server(targets, rule_files=[ALERTS], interval=1.0) as prom:
+            publish_stream(settings, [*bad, *events[:half]], [lb for lb in labels if lb.ts < cut])
+            first = wait_for(
+                lambda: (s := scrape(port)) and value(s, "riverrun_predictions_total") == half and s,
+                120,
+                flow,
+                "the first half predicted",
+            )
+            prom.wait_for(f"sum(riverrun_predictions_total) == {half}", timeout=60)
+            publish_stream(settings, events[half:], [lb for lb in labels if lb.ts >= cut])
+            last = wait_for(
+                lambda: (s := scrape(port)) and value(s, "riverrun_labels_joined_total") == n and s,
+                120,
+                flow,
+                "every label joined",
+            )
+            # Prometheus saw the series move, and the drift alert rule reacts to them
+            prom.wait_for(f"sum(riverrun_labels_joined_total) == {n}", timeout=60)
+            assert prom.value("sum(increase(riverrun_predictions_total[5m]))") > 0
+            assert prom.value('sum(riverrun_drift_alarms_total{kind="concept_drift"})') >= 1
+            assert prom.value("sum(rate(riverrun_records_total[1m]))") > 0
+            p99 = "histogram_quantile(0.99, sum by (le) (riverrun_prediction_latency_seconds_bucket))"
+            assert prom.value(p99) is not None
+            deadline = time.monotonic() + 60
+            while not any(a["labels"]["alertname"] == "RiverrunConceptDrift" for a in prom.alerts()):
+                assert time.monotonic() < deadline, prom.alerts()
+                time.sleep(0.5)
     finally:
         flow.kill()
 
