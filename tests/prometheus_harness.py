@@ -7,8 +7,9 @@ free port with its own storage directory, queries through the HTTP API, and stop
         prom.alerts()                                     # active alerts (the rules' state)
 
 Prometheus 2.42 scrapes a new target about 5 s after it starts (its discovery throttle, not
-configurable): ``wait_for`` defaults to 30 s. The binaries come from ``infra/prometheus/install.sh`` (Debian's package); ``binary("promtool")``
-fails in CI (``CI`` set) and skips elsewhere when one is missing.
+configurable): ``wait_for`` defaults to 30 s. The binaries come from
+``infra/prometheus/install.sh`` (Debian's package); ``binary("promtool")`` fails in CI (``CI``
+set) and skips elsewhere when one is missing.
 """
 
 from __future__ import annotations
