@@ -167,6 +167,18 @@ def test_metrics_port_in_use_fails_fast_with_the_fix(monkeypatch):
             start_metrics(load_settings(metrics={"port": port}))
 
 
+def test_the_endpoint_binds_to_loopback_unless_configured(monkeypatch):
+    from riverrun.streams.live import start_metrics
+    from riverrun.streams.settings import Settings, load_settings
+
+    assert Settings().metrics.address == "127.0.0.1"
+    monkeypatch.setenv("RIVERRUN_METRICS__PORT", "0")
+    metrics = start_metrics(load_settings())
+    assert metrics is not None
+    assert value(samples(metrics.exposition()), "riverrun_records_total") == 0
+    assert start_metrics(load_settings(metrics={"enabled": False})) is None
+
+
 def scrape(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return samples(r.read().decode())

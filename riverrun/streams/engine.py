@@ -374,7 +374,6 @@ def build_dataflow(
         )
         op.output("features_out", featured_only, sinks.features)
     if spec.segment_by is not None:  # one key per model and segment: lr.DE, lr.FR, ...
-
         field = spec.segment_by
 
         def to_segments(item):
