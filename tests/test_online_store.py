@@ -189,3 +189,37 @@ def test_online_store_sink_follows_the_settings(redis_url: str, monkeypatch: pyt
     assert (sink.url, sink.prefix, sink.ttl_seconds, sink.batch_size) == (redis_url, "rr:x", 5, 9)
     with pytest.raises(Exception, match="key prefix"):
         load_settings(online_store={"key_prefix": "bad prefix*"})
+
+
+@pytest.mark.kafka
+def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str, tmp_path: Path) -> None:
+    """The live flow on the real broker writes each entity's latest feature vector to Redis."""
+    from riverrun.streams.kafka import publish_stream
+    from riverrun.streams.synth import to_records
+    from tests.kafka_harness import Flow, TopicReader, fresh_settings
+
+    prefix = f"test-live-{uuid.uuid4().hex[:8]}"
+    settings, config = fresh_settings(kafka_servers, tmp_path)
+    config.write_text(config.read_text() + f'[online_store]\nenabled = true\nkey_prefix = "{prefix}"\n')
+    rows = [({"x": float(i)}, i % 2 == 0) for i in range(300)]
+    events, labels = to_records(rows, n_entities=5, label_delay=timedelta(seconds=5))
+    publish_stream(settings, events, labels)
+    flow = Flow(config, tmp_path / "flow.log", env={"REDIS_URL": redis_url}).start()
+    predictions = TopicReader(kafka_servers, settings.topics.predictions)
+    client = connect(redis_url)
+    try:
+        predictions.read_until(lambda m: len(m) >= len(events), 90, flow)
+        last = {e.entity: e for e in events}  # each entity's newest event
+        deadline = time.monotonic() + 30
+        while True:
+            stored = {entity: latest_features(client, prefix, entity) for entity in last}
+            if all(s and s["event_id"] == last[k].event_id for k, s in stored.items()):
+                break
+            assert time.monotonic() < deadline, stored
+            time.sleep(0.2)
+        for entity, event in last.items():
+            assert stored[entity]["features"]["x"] == event.features["x"]
+    finally:
+        flow.kill()
+        predictions.close()
+        drop_prefix(redis_url, prefix)

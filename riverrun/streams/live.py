@@ -88,6 +88,7 @@ from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_clu
 from riverrun.streams.kafka import kafka_source, partitions_of, require_topics
 from riverrun.streams.metrics import FlowMetrics, serve
 from riverrun.streams.modelstep import StepConfig
+from riverrun.streams.online_store import online_store_sink
 from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ def build_live_flow(
         dead_letters=dead_letters,
         model_events=KafkaRecordSink(conf, t.model_events),
         registry=registry_sink(settings, metrics),
+        features=online_store_sink(settings),  # [online_store] enabled: latest features in Redis
     )
     spec = flow_spec(
         settings,
