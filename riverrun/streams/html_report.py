@@ -186,6 +186,7 @@ def psi_plot(report: dict, max_features: int = 12) -> str | None:
         if level is not None:
             ax.axhline(level, color="grey", linestyle="--", linewidth=0.8)
     ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("PSI (symlog)")
     ax.set_xlabel("event time")
     ax.grid(alpha=0.3)

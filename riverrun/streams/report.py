@@ -154,7 +154,8 @@ class PsiTimeline:
     def on_batch(self, featured: list) -> None:
         """Take a batch of ``FeaturedEvent``s (a sink's batch: counted here, not per event)."""
         every, monitor = self.sample_every, self.monitor
-        for item in featured:
+        # the keyed features step hands its batch on grouped by entity: back to event time
+        for item in sorted(featured, key=lambda f: (f.event.ts, f.partition, f.offset)):
             if item.offset % every:
                 continue
             monitor.update(item.x)
@@ -171,7 +172,9 @@ class PsiTimeline:
             "sample_every": self.sample_every,
             "warning": self.monitor.psi_warning,
             "threshold": self.monitor.psi_threshold,
-            "series": [{"ts": ts.isoformat(), "psi": psi} for ts, psi in self.points],
+            "series": [
+                {"ts": ts.isoformat(), "psi": psi} for ts, psi in sorted(self.points, key=lambda p: p[0])
+            ],
         }
 
 
