@@ -193,7 +193,8 @@ def test_online_store_sink_follows_the_settings(redis_url: str, monkeypatch: pyt
 
 @pytest.mark.kafka
 def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str, tmp_path: Path) -> None:
-    """The live flow on the real broker writes each entity's latest feature vector to Redis."""
+    """The live flow on the real broker writes each entity's latest feature vector and
+    prediction to Redis."""
     from riverrun.streams.kafka import publish_stream
     from riverrun.streams.synth import to_records
     from tests.kafka_harness import Flow, TopicReader, fresh_settings
@@ -213,12 +214,17 @@ def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str,
         deadline = time.monotonic() + 30
         while True:
             stored = {entity: latest_features(client, prefix, entity) for entity in last}
-            if all(s and s["event_id"] == last[k].event_id for k, s in stored.items()):
+            served = {entity: latest_prediction(client, prefix, entity) for entity in last}
+            if all(s and s["event_id"] == last[k].event_id for k, s in stored.items()) and all(
+                p and p["event_id"] == last[k].event_id for k, p in served.items()
+            ):
                 break
             assert time.monotonic() < deadline, stored
             time.sleep(0.2)
         for entity, event in last.items():
             assert stored[entity]["features"]["x"] == event.features["x"]
+            # and its latest prediction, written by the flow too (no gateway agent here)
+            assert served[entity]["model"] == "lr"
     finally:
         flow.kill()
         predictions.close()

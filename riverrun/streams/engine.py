@@ -78,7 +78,7 @@ class FlowSinks:
     metrics: Sink | None = None  # MetricsPoint (None: logged)
     model_events: Sink | None = None  # ModelEvent (None: logged)
     registry: Sink | None = None  # checkpoints to persist and model events to audit (None: not kept)
-    features: Sink | None = None  # FeaturedEvent: the online feature store (None: not kept)
+    online_store: Sink | None = None  # featured events and predictions, latest per entity (Redis)
 
 
 # -- stateless steps ---------------------------------------------------------------------------
@@ -368,11 +368,11 @@ def build_dataflow(
         both = op.merge("featured_and_labels", featured, sourced_labels)
     else:
         both = op.map("features", ordered, _no_features_or_label)
-    if sinks.features is not None:
+    if sinks.online_store is not None:
         featured_only = op.filter_map(
             "featured_only", both, lambda n: n[1] if isinstance(n[1], FeaturedEvent) else None
         )
-        op.output("features_out", featured_only, sinks.features)
+        op.output("features_out", featured_only, sinks.online_store)
     if spec.segment_by is not None:  # one key per model and segment: lr.DE, lr.FR, ...
         field = spec.segment_by
 
@@ -397,6 +397,8 @@ def build_dataflow(
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
     is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, ServedPrediction))
     op.output("predictions_out", is_prediction.trues, sinks.predictions)
+    if sinks.online_store is not None:  # the gateway serves the latest prediction per entity
+        op.output("predictions_store", is_prediction.trues, sinks.online_store)
     rest = op.branch("is_dead_letter", is_prediction.falses, lambda o: isinstance(o, DeadLetter))
     dead = op.merge("dead_letters", bad_records, rest.trues)
     op.output("dead_letters_out", dead, sinks.dead_letters)

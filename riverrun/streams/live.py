@@ -157,7 +157,7 @@ def build_live_flow(
         dead_letters=dead_letters,
         model_events=KafkaRecordSink(conf, t.model_events),
         registry=registry_sink(settings, metrics),
-        features=online_store_sink(settings),  # [online_store] enabled: latest features in Redis
+        online_store=online_store_sink(settings),  # [online_store] enabled: latest per entity
     )
     spec = flow_spec(
         settings,
