@@ -33,7 +33,31 @@ with ``--only profile``, a py-spy profile of ``riverrun run``.
 
 Results (2 vCPU shared VM, Apache Kafka 4.4 on the same 2 cores; see the README):
 
-RESULTS
+    python benchmarks/compare.py --events 100000 --rounds 3 --peer-timeout 60
+    (2026-11-28; load average 3-4 at times: another engineer's replays shared the cores)
+
+                      events/s  ratio   ratio range   startup s
+    plain River         45,128   1.00
+    replay               4,264   0.10   0.07-0.16
+    live total           2,468   0.05   0.04-0.13           3.5
+    live steady          2,800   0.06   0.04-0.15
+    quix total           3,072   0.07   0.06-0.13           7.5
+    quix steady          4,274   0.09   0.08-0.17
+    faust total            333   0.01   0.00-0.02          12.9
+    faust steady           476   0.01   0.01-0.02    (stopped at 60 s: 13k-29k of 100k)
+
+    live / quix steady per round: 0.85, 0.55, 0.66
+
+    latency of riverrun run at 1,400 events/s offered (26,400 events): p50 22 ms, p90 112 ms,
+    p99 341 ms, max 1,046 ms
+    pending-label memory per pending event (10,000 pending): LabelJoin alone, 10 raw features
+    717 B; whole ModelStep (join + served prediction) 1,057 B with 10 features, 1,845 B with
+    the 22 default features
+    arf model step after 3,000 events: pickle 13.0 MB in 547 ms (loads 342 ms), rebuilt copy
+    1,116 ms, copy.deepcopy 1,308 ms
+    RSS of replay (--only rss --rss-events 1000000 --rss-budget 240): 711k events in 240 s;
+    148 MB from 50k to 300k events, then 154, 166, 201, 227 MB (max, 700k): NOT flat
+    profile (--events 50000 --only profile): see the README's Performance section
 """
 
 from __future__ import annotations
@@ -258,7 +282,7 @@ def print_profile(path: Path, top: int) -> None:
     print("  Inclusive time (the frame anywhere on the stack), riverrun and library frames:")
     shown = 0
     for f, n in inclusive.most_common():
-        if n == total or "<module>" in f or "run_main" in f or "cli.py" in f:
+        if n >= 0.95 * total or "runpy" in f or "<module>" in f:  # the entry points
             continue
         print(f"    {100 * n / total:5.1f}%  {f}")
         shown += 1
@@ -267,12 +291,14 @@ def print_profile(path: Path, top: int) -> None:
 
 
 def _short(frame: str) -> str:
-    """``func (path/to/site-packages/pkg/mod.py:12)`` -> ``func (pkg/mod.py:12)``."""
+    """``func (path/to/site-packages/pkg/mod.py:12)`` -> ``func (pkg/mod.py)``: one line per
+    function (py-spy's raw stacks name the line)."""
     name, _, where = frame.partition(" (")
     for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
         if marker in where:
             where = where.split(marker, 1)[1]
-    return f"{name} ({where}" if where else name
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    return f"{name} ({where})" if where else name
 
 
 def main() -> None:
