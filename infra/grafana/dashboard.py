@@ -206,6 +206,16 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
             width=12,
         ),
         panel(
+            "Online store (Redis)",
+            [
+                (rate("riverrun_online_store_written_total", "", ""), "written /s"),
+                (rate("riverrun_online_store_retries_total", "", ""), "retries /s"),
+                (rate("riverrun_online_store_dropped_total", "", ""), "dropped /s"),
+                ("sum(riverrun_online_store_pending)", "pending"),
+            ],
+            width=12,
+        ),
+        panel(
             "Duplicates and model errors /s",
             [
                 (rate("riverrun_duplicate_events_total"), "{{model}} duplicate events"),

@@ -152,12 +152,15 @@ def build_live_flow(
     if metrics is not None:
         predictions = MeteredSink(predictions, metrics.observe_published)
         dead_letters = MeteredSink(dead_letters, metrics.count_dead_letters)
+    store = online_store_sink(settings)  # [online_store] enabled: latest values per entity
+    if store is not None and metrics is not None:
+        metrics.watch_online_store(store)
     sinks = FlowSinks(
         predictions=predictions,
         dead_letters=dead_letters,
         model_events=KafkaRecordSink(conf, t.model_events),
         registry=registry_sink(settings, metrics),
-        online_store=online_store_sink(settings),  # [online_store] enabled: latest per entity
+        online_store=store,
     )
     spec = flow_spec(
         settings,

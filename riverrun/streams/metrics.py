@@ -133,6 +133,16 @@ SERIES: dict[str, Series] = {
     "riverrun_registry_pending_writes": Series(
         "gauge", (), "Checkpoints and audit records waiting for the registry"
     ),
+    "riverrun_online_store_pending": Series(
+        "gauge", (), "Entities whose latest features or prediction wait for the online store (Redis)"
+    ),
+    "riverrun_online_store_written_total": Series("counter", (), "Entries written to the online store"),
+    "riverrun_online_store_retries_total": Series(
+        "counter", (), "Online-store writes that failed (Redis unreachable) and are retried"
+    ),
+    "riverrun_online_store_dropped_total": Series(
+        "counter", (), "Online-store entries dropped: past max_pending, or refused by Redis"
+    ),
     "riverrun_view_age_seconds": Series(
         "gauge", ("model",), "Seconds since the model step last published its numbers"
     ),
@@ -209,6 +219,7 @@ class FlowMetrics:
         )
         self._lock = threading.Lock()
         self._views: dict[str, ModelView] = {}
+        self._online_store: Any = None  # a FeatureStoreSink, read at scrape time
         self._latency = Buckets(LATENCY_BOUNDS)
         r.register(_ViewCollector(self))
 
@@ -233,6 +244,10 @@ class FlowMetrics:
     def observe_snapshot(self, model: str, seconds: float, nbytes: int) -> None:
         self.snapshot_seconds.labels(model).observe(seconds)
         self.snapshot_bytes.labels(model).set(nbytes)
+
+    def watch_online_store(self, sink: Any) -> None:
+        """Export the counters of this process's online-store writers (``FeatureStoreSink``)."""
+        self._online_store = sink
 
     def publish(self, view: ModelView) -> None:
         """The newest numbers of a model step (replaces its previous view)."""
@@ -312,6 +327,14 @@ class _ViewCollector:
         if delay is not None:
             yield delay
         yield _histogram("riverrun_prediction_latency_seconds", [], [], self.metrics.latency())
+        store = self.metrics._online_store
+        if store is not None:
+            fam.clear()
+            add("riverrun_online_store_pending", [], store.pending)
+            add("riverrun_online_store_written_total", [], store.written)
+            add("riverrun_online_store_retries_total", [], store.retries)
+            add("riverrun_online_store_dropped_total", [], store.dropped + store.failed)
+            yield from fam.values()
         yield from _kafka_lag()
 
 
