@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
@@ -78,7 +79,8 @@ class FlowSinks:
     metrics: Sink | None = None  # MetricsPoint (None: logged)
     model_events: Sink | None = None  # ModelEvent (None: logged)
     registry: Sink | None = None  # checkpoints to persist and model events to audit (None: not kept)
-    online_store: Sink | None = None  # featured events and predictions, latest per entity (Redis)
+    features: Sink | None = None  # FeaturedEvent (the online store, a PSI timeline; None: not kept)
+    latest_predictions: Sink | None = None  # predictions again, e.g. for the online store
 
 
 # -- stateless steps ---------------------------------------------------------------------------
@@ -98,12 +100,10 @@ def from_kafka(kind: str):
     return convert
 
 
-def make_decoder(max_bytes: int, metrics: FlowMetrics | None = None):
-    counted = None if metrics is None else {k: metrics.records.labels(k) for k in ("event", "label")}
+def make_decoder(max_bytes: int):
+    """RawRecord -> (record, partition, offset), or its DeadLetter."""
 
     def decode(raw: RawRecord) -> Event | Label | DeadLetter | tuple:
-        if counted is not None:
-            counted[raw.kind].inc()
         value = raw.value
         if isinstance(value, Event | Label):
             record = value
@@ -116,6 +116,30 @@ def make_decoder(max_bytes: int, metrics: FlowMetrics | None = None):
         return (record, raw.origin.partition or 0, raw.origin.offset or 0)
 
     return decode
+
+
+def _batch(convert: Callable[[Any], Any]) -> Callable[[list], list]:
+    """A per-item conversion (None: drop) over a batch: one Python call per batch, not per item
+    (Bytewax's ``filter_map`` runs a generator per item)."""
+    return lambda batch: [r for r in map(convert, batch) if r is not None]
+
+
+def make_batch_decoder(max_bytes: int, metrics: FlowMetrics | None = None):
+    """``make_decoder`` over a batch, counting the records read once per batch."""
+    decode = make_decoder(max_bytes)
+    if metrics is None:
+        return lambda batch: [decode(raw) for raw in batch]
+    events, labels = metrics.records.labels("event"), metrics.records.labels("label")
+
+    def decode_batch(batch: list[RawRecord]) -> list:
+        n_events = sum(1 for raw in batch if raw.kind == "event")
+        if n_events:
+            events.inc(n_events)
+        if len(batch) > n_events:
+            labels.inc(len(batch) - n_events)
+        return [decode(raw) for raw in batch]
+
+    return decode_batch
 
 
 def _features_step(window_seconds: float):
@@ -318,15 +342,15 @@ def build_dataflow(
     """
     configs = {s.model: s for s in spec.steps}
     models = tuple(configs)
-    decode = make_decoder(spec.max_payload_bytes, metrics)
+    decode_batch = make_batch_decoder(spec.max_payload_bytes, metrics)
     flow = Dataflow(flow_id)
 
     raw_events = op.input("events_in", flow, events)
     raw_labels = op.input("labels_in", flow, labels)
     if kafka:
-        raw_events = op.filter_map("events_from_kafka", raw_events, from_kafka("event"))
-        raw_labels = op.filter_map("labels_from_kafka", raw_labels, from_kafka("label"))
-    decoded = op.map("decode", op.merge("raw", raw_events, raw_labels), decode)
+        raw_events = op.flat_map_batch("events_from_kafka", raw_events, _batch(from_kafka("event")))
+        raw_labels = op.flat_map_batch("labels_from_kafka", raw_labels, _batch(from_kafka("label")))
+    decoded = op.flat_map_batch("decode", op.merge("raw", raw_events, raw_labels), decode_batch)
     if control is not None and control_loader is not None:
         raw_control = op.input("control_in", flow, control)
         if kafka:
@@ -368,11 +392,11 @@ def build_dataflow(
         both = op.merge("featured_and_labels", featured, sourced_labels)
     else:
         both = op.map("features", ordered, _no_features_or_label)
-    if sinks.online_store is not None:
+    if sinks.features is not None:
         featured_only = op.filter_map(
             "featured_only", both, lambda n: n[1] if isinstance(n[1], FeaturedEvent) else None
         )
-        op.output("features_out", featured_only, sinks.online_store)
+        op.output("features_out", featured_only, sinks.features)
     if spec.segment_by is not None:  # one key per model and segment: lr.DE, lr.FR, ...
         field = spec.segment_by
 
@@ -397,8 +421,8 @@ def build_dataflow(
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
     is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, ServedPrediction))
     op.output("predictions_out", is_prediction.trues, sinks.predictions)
-    if sinks.online_store is not None:  # the gateway serves the latest prediction per entity
-        op.output("predictions_store", is_prediction.trues, sinks.online_store)
+    if sinks.latest_predictions is not None:
+        op.output("latest_predictions_out", is_prediction.trues, sinks.latest_predictions)
     rest = op.branch("is_dead_letter", is_prediction.falses, lambda o: isinstance(o, DeadLetter))
     dead = op.merge("dead_letters", bad_records, rest.trues)
     op.output("dead_letters_out", dead, sinks.dead_letters)

@@ -160,7 +160,8 @@ def build_live_flow(
         dead_letters=dead_letters,
         model_events=KafkaRecordSink(conf, t.model_events),
         registry=registry_sink(settings, metrics),
-        online_store=store,
+        features=store,  # the gateway serves each entity's latest features ...
+        latest_predictions=store,  # ... and latest prediction per model
     )
     spec = flow_spec(
         settings,
