@@ -77,27 +77,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchstream
 import kafkabench as kb
 import memory
-
-from riverrun.learners import build_model
-from riverrun.streams.replay import replay
+from throughput import plain_loop
+from throughput import replay_rate as _replay_rate
 
 ROWS = ("plain", "replay", "live", "quix", "faust")
 
 
-def plain_loop(data, recipe: str) -> float:
-    model = build_model(recipe)
-    start = time.perf_counter()
-    for x, y in data:
-        model.predict_proba_one(x)
-        model.learn_one(x, y)
-    return len(data) / (time.perf_counter() - start)
-
-
 def replay_rate(events_file: Path, labels_file: Path, n: int, recipe: str) -> float:
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        replay(events_file, labels_file, out, models=[(recipe, recipe)], features="default", plot=False)
-        return n / (time.perf_counter() - start)
+    return _replay_rate(events_file, labels_file, n, recipe, "default")
 
 
 def kafka_run(name: str, events, labels, timeout: float, policy: bool) -> kb.Run:
