@@ -84,34 +84,49 @@ class EntityFeatures:
             for k, v in event.features.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
-        sums = self._sums
         window = self._window
-        window.append((ts, numeric))
-        for k, v in numeric.items():
-            acc = sums.get(k)
-            if acc is None:
-                sums[k] = [v, 1]
-            else:
-                acc[0] += v
-                acc[1] += 1
         horizon = ts - self.window_seconds
-        while window and window[0][0] < horizon:
-            _, old = window.popleft()
-            for k, v in old.items():
-                acc = sums[k]
-                acc[0] -= v
-                acc[1] -= 1
-                if acc[1] == 0:
-                    del sums[k]
-        # Subtracting evicted values loses precision (1e17 + 1 - 1e17 == 0): re-sum the window
-        # exactly once per window length of updates, O(1) amortized.
-        self._since_resum += 1
-        if self._since_resum >= len(window):
+        if window and window[-1][0] < horizon:
+            window.clear()  # the whole window is older than the horizon (sparse entities)
+        if not window:
+            # Nothing else in the window: its sums are this event's values, exactly.
+            sums = self._sums = {k: [v, 1] for k, v in numeric.items()}
+            window.append((ts, numeric))
             self._since_resum = 0
-            sums = self._resum()
+        else:
+            sums = self._sums
+            window.append((ts, numeric))
+            for k, v in numeric.items():
+                acc = sums.get(k)
+                if acc is None:
+                    sums[k] = [v, 1]
+                else:
+                    acc[0] += v
+                    acc[1] += 1
+            while window and window[0][0] < horizon:
+                _, old = window.popleft()
+                for k, v in old.items():
+                    acc = sums[k]
+                    acc[0] -= v
+                    acc[1] -= 1
+                    if acc[1] == 0:
+                        del sums[k]
+            # Subtracting evicted values loses precision (1e17 + 1 - 1e17 == 0): re-sum the
+            # window exactly once per window length of updates, O(1) amortized.
+            self._since_resum += 1
+            if self._since_resum >= len(window):
+                self._since_resum = 0
+                sums = self._resum()
+        names = self._names
+        suffix = None
         for k in numeric:
+            name = names.get(k)
+            if name is None:
+                if suffix is None:
+                    suffix = f"_mean_{self.window_seconds:g}s"
+                name = names[k] = k + suffix
             acc = sums[k]
-            x[self._mean_name(k)] = acc[0] / acc[1]
+            x[name] = acc[0] / acc[1]
         return x
 
     def _resum(self) -> dict[str, list[float]]:
