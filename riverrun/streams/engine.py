@@ -35,11 +35,12 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
-from bytewax.outputs import Sink
+from bytewax.outputs import FixedPartitionedSink, Sink
 
 from riverrun.learners.lifecycle import Checkpoint
 from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, Origin, decode_event, decode_label
+from riverrun.streams.connectors import sink_key
 from riverrun.streams.features import EntityFeatures, FeatureMode, identity_features
 from riverrun.streams.items import (
     ControlItem,
@@ -320,6 +321,14 @@ class _ModelLogic(StatefulLogic):
         return blob
 
 
+def _output(step_id: str, stream, sink: Sink) -> None:
+    """``op.output``; a partitioned sink (Kafka: flushed at each epoch's end) gets its items
+    keyed first."""
+    if isinstance(sink, FixedPartitionedSink):
+        stream = op.key_on(f"{step_id}_keyed", stream, sink_key)
+    op.output(step_id, stream, sink)
+
+
 def build_dataflow(
     spec: FlowSpec,
     events: Source,
@@ -420,20 +429,20 @@ def build_dataflow(
 
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
     is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, ServedPrediction))
-    op.output("predictions_out", is_prediction.trues, sinks.predictions)
+    _output("predictions_out", is_prediction.trues, sinks.predictions)
     if sinks.latest_predictions is not None:
         op.output("latest_predictions_out", is_prediction.trues, sinks.latest_predictions)
     rest = op.branch("is_dead_letter", is_prediction.falses, lambda o: isinstance(o, DeadLetter))
     dead = op.merge("dead_letters", bad_records, rest.trues)
-    op.output("dead_letters_out", dead, sinks.dead_letters)
+    _output("dead_letters_out", dead, sinks.dead_letters)
     is_point = op.branch("is_metrics_point", rest.falses, lambda o: isinstance(o, MetricsPoint))
     if sinks.metrics is not None:
-        op.output("metrics_out", is_point.trues, sinks.metrics)
+        _output("metrics_out", is_point.trues, sinks.metrics)
     else:
         op.inspect("metrics_log", is_point.trues, lambda _s, p: log.info("metrics %s", p.to_dict()))
     is_event = op.branch("is_model_event", is_point.falses, lambda o: isinstance(o, ModelEvent))
     if sinks.model_events is not None:
-        op.output("model_events_out", is_event.trues, sinks.model_events)
+        _output("model_events_out", is_event.trues, sinks.model_events)
     else:
         op.inspect(
             "model_events_log",

@@ -17,15 +17,17 @@ Checkpoint protocol (Bytewax 0.21 recovery, as riverrun uses it)
    ``ModelStep`` (join, served predictions, learner, metrics, lifecycle with detectors,
    challengers and frozen checkpoints), rebuilt after unpickling. No snapshot: the topics are
    read from the beginning.
-3. **Epoch.** Items read during an epoch flow through every step. Kafka sinks publish and then
-   flush in ``write_batch``: every prediction, dead letter and model event of the epoch is
-   acknowledged (``acks=all``, idempotent producer) before the epoch can close; while the
-   broker is away the flush waits (librdkafka retries for ``message.timeout.ms``). The registry
-   sink only queues checkpoints and audit records for its writer thread (step 8).
+3. **Epoch.** Items read during an epoch flow through every step. Kafka sinks hand each record
+   to their producer at once (``acks=all``, idempotent; sent within milliseconds), without
+   waiting. The registry sink only queues checkpoints and audit records for its writer thread
+   (step 8).
 4. **Snapshot.** Every ``snapshot_interval_seconds`` the epoch closes and each key touched in
-   it is snapshotted: inputs their next offset, ``order`` and ``model`` pickle bytes (the model
-   step then serves a rebuilt copy), ``features`` a copy. Bytewax writes them with the epoch
-   number into the partitions' ``snaps`` tables.
+   it is snapshotted: the Kafka sinks first flush, so every prediction, dead letter and model
+   event of the epoch is acknowledged before the epoch can commit (while the broker is away the
+   flush waits; librdkafka retries for ``message.timeout.ms``); inputs their next offset,
+   ``order`` and ``model`` pickle bytes (the model step then serves a rebuilt copy),
+   ``features`` a copy. Bytewax writes them with the epoch number into the partitions'
+   ``snaps`` tables.
 5. **Commit.** When all workers are past the epoch and its snapshots are written, each
    partition's commit epoch advances. Only now have the offsets advanced: a restart resumes
    here. A kill before this point (during step 3 or 4, e.g. half-way through writing the
@@ -78,10 +80,10 @@ from bytewax.outputs import Sink
 from riverrun.errors import ConfigError
 from riverrun.streams.connectors import (
     KafkaRecordSink,
-    MeteredSink,
     RegistrySink,
     StoppableSource,
     StopSignal,
+    metered,
 )
 from riverrun.streams.control import control_loader
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
@@ -150,8 +152,8 @@ def build_live_flow(
     predictions: Sink = KafkaRecordSink(conf, t.predictions)
     dead_letters: Sink = KafkaRecordSink(conf, t.dead_letter)
     if metrics is not None:
-        predictions = MeteredSink(predictions, metrics.observe_published)
-        dead_letters = MeteredSink(dead_letters, metrics.count_dead_letters)
+        predictions = metered(predictions, metrics.observe_published)
+        dead_letters = metered(dead_letters, metrics.count_dead_letters)
     store = online_store_sink(settings)  # [online_store] enabled: latest values per entity
     if store is not None and metrics is not None:
         metrics.watch_online_store(store)

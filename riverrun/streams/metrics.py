@@ -61,7 +61,10 @@ SERIES: dict[str, Series] = {
     # serving
     "riverrun_predictions_total": Series("counter", ("model",), "Predictions served"),
     "riverrun_predictions_published_total": Series(
-        "counter", (), "Predictions acknowledged by the broker (re-emissions after a crash included)"
+        "counter",
+        (),
+        "Predictions handed to the Kafka producer (acknowledged by their epoch's end; "
+        "re-emissions after a crash included)",
     ),
     "riverrun_prediction_latency_seconds": Series(
         "histogram", (), "Wall time from the event's timestamp to its prediction's publication"
@@ -233,7 +236,7 @@ class FlowMetrics:
             self.dead_letters.labels(letter.kind, letter.reason).inc()
 
     def observe_published(self, predictions: list, now: float | None = None) -> None:
-        """Predictions the broker acknowledged; latency = now - event timestamp."""
+        """Predictions handed to the producer; latency = now - event timestamp."""
         now = time.time() if now is None else now
         with self._lock:
             observe = self._latency.observe
