@@ -163,14 +163,58 @@ def test_rolling_rocauc_equals_exact_over_last_window(window):
 
 @pytest.mark.parametrize(
     ("recipe", "cls"),
-    [("lr", "Pipeline"), ("hat", "HoeffdingAdaptiveTreeClassifier"), ("arf", "ARFClassifier")],
+    [
+        ("lr", "Pipeline"),
+        ("lr_onehot", "Pipeline"),
+        ("hat", "HoeffdingAdaptiveTreeClassifier"),
+        ("arf", "ARFClassifier"),
+    ],
 )
 def test_builtin_recipes(recipe, cls):
     model = build_model(recipe)
     assert type(model).__name__ == cls
-    assert isinstance(model, base.Classifier) or recipe == "lr"
+    assert isinstance(model, base.Classifier) or recipe.startswith("lr")
     assert build_model(recipe) is not model  # a fresh model every time
-    assert set(RECIPES) == {"lr", "hat", "arf"}
+    assert set(RECIPES) == {"lr", "lr_onehot", "hat", "arf"}
+
+
+def test_lr_onehot_learns_mixed_features_and_its_checkpoints_load_under_the_allowlist():
+    """String features: lr dead-letters the event with a hint, lr_onehot learns; its pickle
+    passes the registry's allowlisting unpickler (builtins int/float/str in SelectType)."""
+    from datetime import UTC, datetime, timedelta
+
+    from riverrun.registry.unpickler import restricted_loads
+    from riverrun.schemas import Event, Label
+    from riverrun.streams.items import FeaturedEvent, SourcedLabel
+    from riverrun.streams.modelstep import ModelStep, StepConfig
+
+    rng = random.Random(4)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    steps = {r: ModelStep(StepConfig(model="m", recipe=r)) for r in ("lr", "lr_onehot")}
+    letters = {r: [] for r in steps}
+    for i in range(400):
+        c = rng.choice(["DE", "FR"])
+        x = {"a": rng.gauss(0, 1), "c": c, "flag": i % 2 == 0}
+        ts = t0 + timedelta(seconds=i)
+        for r, step in steps.items():
+            letters[r] += step.on_item(
+                2 * i, FeaturedEvent(Event(event_id=f"e{i}", entity="u", ts=ts, features=x), x, 0, i)
+            )
+            letters[r] += step.on_item(
+                2 * i + 1,
+                SourcedLabel(
+                    Label(event_id=f"e{i}", label=x["a"] + (1.5 if c == "DE" else -1.5) > 0, ts=ts), 0, i
+                ),
+            )
+    lr_errors = [d for d in letters["lr"] if getattr(d, "reason", None) == "model_error"]
+    assert lr_errors and "use recipe lr_onehot" in lr_errors[0].error
+    onehot = steps["lr_onehot"]
+    assert onehot.n_model_errors == 0 and onehot.learner.n_learned == 400
+    assert onehot.learner.metrics()["accuracy"] > 0.8  # the string feature carries the concept
+    model = onehot.learner.model
+    loaded = restricted_loads(pickle.dumps(model))
+    x = {"a": 0.3, "c": "FR", "flag": True}
+    assert loaded.predict_proba_one(x) == model.predict_proba_one(x)
 
 
 def test_lr_recipe_is_scaler_then_logistic_regression():

@@ -7,7 +7,7 @@
 >>> build_model("nope")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-riverrun.errors.ConfigError: unknown model recipe 'nope': use one of arf, hat, lr, or ...
+riverrun.errors.ConfigError: unknown model recipe 'nope': use one of arf, hat, lr, lr_onehot, or ...
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from river import base, forest, linear_model, preprocessing, tree
+from river import base, compose, forest, linear_model, preprocessing, tree
 
 from riverrun.errors import ConfigError
 
 
 def _lr() -> base.Estimator:
     return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+
+
+def _lr_onehot() -> base.Estimator:
+    """``lr`` for mixed features: numbers (and booleans) scaled, strings one-hot encoded."""
+    numbers = compose.SelectType(int, float) | preprocessing.StandardScaler()
+    strings = compose.SelectType(str) | preprocessing.OneHotEncoder()
+    return (numbers + strings) | linear_model.LogisticRegression()
 
 
 def _hat() -> base.Estimator:
@@ -32,7 +39,12 @@ def _arf() -> base.Estimator:
     return forest.ARFClassifier(seed=42)
 
 
-RECIPES: dict[str, Callable[[], base.Estimator]] = {"lr": _lr, "hat": _hat, "arf": _arf}
+RECIPES: dict[str, Callable[[], base.Estimator]] = {
+    "lr": _lr,
+    "lr_onehot": _lr_onehot,
+    "hat": _hat,
+    "arf": _arf,
+}
 
 
 def build_model(recipe: str) -> base.Estimator:

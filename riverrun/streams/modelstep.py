@@ -299,6 +299,8 @@ class ModelStep:
             payload = json.dumps(record, default=str).encode()
             origin = Origin()
         message = f"model {self.config.model!r} ({self.config.recipe}) failed: {type(exc).__name__}: {exc}"
+        if self.config.recipe == "lr" and isinstance(exc, TypeError) and "str" in str(exc):
+            message += " (the lr recipe takes numbers only: use recipe lr_onehot for string features)"
         return dead_letter(kind, payload, origin, reason, message)
 
     # -- observability -------------------------------------------------------------------------
