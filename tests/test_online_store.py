@@ -83,8 +83,9 @@ def test_flow_keeps_the_latest_vector_per_entity_with_a_ttl(redis_url: str, pref
         }
         assert 0 < client.pttl(features_key(prefix, entity)) <= 600_000
     assert latest_features(client, prefix, "nobody") is None
-    assert sink.pending == 0 and sink.dropped == 0 and sink.retries == 0
-    assert sink.written + sink.coalesced == 30 and sink.written >= 3
+    st = sink.stats()
+    assert st["pending"] == 0 and st["dropped"] == 0 and st["retries"] == 0
+    assert st["written"] + st["coalesced"] == 30 and st["written"] >= 3
 
 
 def test_predictions_per_model_and_the_newest(redis_url: str, prefix: str) -> None:
@@ -194,7 +195,7 @@ def test_online_store_sink_follows_the_settings(redis_url: str, monkeypatch: pyt
 @pytest.mark.kafka
 def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str, tmp_path: Path) -> None:
     """The live flow on the real broker writes each entity's latest feature vector and
-    prediction to Redis."""
+    prediction to Redis, and exports its writers' counters."""
     from riverrun.streams.kafka import publish_stream
     from riverrun.streams.synth import to_records
     from tests.kafka_harness import Flow, TopicReader, fresh_settings
@@ -205,7 +206,9 @@ def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str,
     rows = [({"x": float(i)}, i % 2 == 0) for i in range(300)]
     events, labels = to_records(rows, n_entities=5, label_delay=timedelta(seconds=5))
     publish_stream(settings, events, labels)
-    flow = Flow(config, tmp_path / "flow.log", env={"REDIS_URL": redis_url}).start()
+    port = free_port()
+    env = {"REDIS_URL": redis_url, "RIVERRUN_METRICS__PORT": str(port)}
+    flow = Flow(config, tmp_path / "flow.log", env=env).start()
     predictions = TopicReader(kafka_servers, settings.topics.predictions)
     client = connect(redis_url)
     try:
@@ -225,6 +228,12 @@ def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str,
             assert stored[entity]["features"]["x"] == event.features["x"]
             # and its latest prediction, written by the flow too (no gateway agent here)
             assert served[entity]["model"] == "lr"
+        # the writers' counters reach the flow's metrics
+        from tests.test_metrics import scrape, value
+
+        exported = scrape(port)
+        assert value(exported, "riverrun_online_store_written_total") >= 2 * len(last)
+        assert value(exported, "riverrun_online_store_retries_total") == 0
     finally:
         flow.kill()
         predictions.close()

@@ -326,18 +326,17 @@ class _ViewCollector:
                     add("riverrun_model_actions_total", [model, action], n)
             if v.label_delay is not None:
                 delay = _histogram("riverrun_label_delay_seconds", ["model"], [model], v.label_delay, delay)
+        store = self.metrics._online_store
+        if store is not None:
+            st = store.stats()
+            add("riverrun_online_store_pending", [], st.get("pending", 0))
+            add("riverrun_online_store_written_total", [], st.get("written", 0))
+            add("riverrun_online_store_retries_total", [], st.get("retries", 0))
+            add("riverrun_online_store_dropped_total", [], st.get("dropped", 0) + st.get("failed", 0))
         yield from fam.values()
         if delay is not None:
             yield delay
         yield _histogram("riverrun_prediction_latency_seconds", [], [], self.metrics.latency())
-        store = self.metrics._online_store
-        if store is not None:
-            fam.clear()
-            add("riverrun_online_store_pending", [], store.pending)
-            add("riverrun_online_store_written_total", [], store.written)
-            add("riverrun_online_store_retries_total", [], store.retries)
-            add("riverrun_online_store_dropped_total", [], store.dropped + store.failed)
-            yield from fam.values()
         yield from _kafka_lag()
 
 

@@ -360,8 +360,8 @@ class FeatureStoreSink(DynamicSink):
     ``Prediction`` too) become the latest values of their entity in Redis at ``url``, written
     by one ``StoreWriter`` thread per worker; ``write_batch`` only enqueues.
 
-    ``writers`` are this process's writers (one per worker, once the flow runs); ``retries``,
-    ``dropped``, ``coalesced``, ``pending``, ``written`` and ``failed`` add them up for metrics.
+    ``writers`` are this process's writers (one per worker, once the flow runs); ``stats()``
+    adds up their counters for metrics.
     """
 
     def __init__(
@@ -400,32 +400,13 @@ class FeatureStoreSink(DynamicSink):
         self.writers.append(writer)
         return _StorePartition(writer, self.prefix)
 
-    def _sum(self, name: str) -> int:
-        return sum(getattr(w, name) for w in self.writers)
-
-    @property
-    def retries(self) -> int:
-        return self._sum("retries")
-
-    @property
-    def dropped(self) -> int:
-        return self._sum("dropped")
-
-    @property
-    def coalesced(self) -> int:
-        return self._sum("coalesced")
-
-    @property
-    def pending(self) -> int:
-        return self._sum("pending")
-
-    @property
-    def written(self) -> int:
-        return self._sum("written")
-
-    @property
-    def failed(self) -> int:
-        return self._sum("failed")
+    def stats(self) -> dict[str, int]:
+        """``StoreWriter.stats`` added up over this process's writers."""
+        total: dict[str, int] = {}
+        for writer in self.writers:
+            for name, value in writer.stats().items():
+                total[name] = total.get(name, 0) + value
+        return total
 
 
 def online_store_sink(settings: Settings) -> FeatureStoreSink | None:
