@@ -116,8 +116,12 @@ def test_view_survives_pickling_and_old_state_without_the_new_fields():
     del old.join.label_delay
     del old.lifecycle.n_actions
     assert old.view().label_delay is None and old.view().actions == {}
-    run_scenario(old, Scenario(n=0))  # keeps working
-    old.join.match_label("zz", 1.0)
+    # old state learns on: the histogram starts with the next joined label
+    old.join.add_event("zz", 1000.0, {"x0": 0.0})
+    assert old.join.match_label("zz", 1002.5) == {"x0": 0.0}
+    assert old.view().label_delay.count == 1 and old.view().label_delay.sum == 2.5
+    old.lifecycle.checkpoint("operator: test")
+    assert old.view().actions == {"checkpoint": 1}
     assert pickle.loads(pickle.dumps(step)).view().label_delay.count == 300
 
 

@@ -62,14 +62,11 @@ class StepConfig:
 
 def class_key(label) -> str:
     """How a class is written as a JSON object key: ``true``, ``false``, ``3``, ``cat``."""
-    if isinstance(label, bool):
-        return "true" if label else "false"
+    if label is True:  # the binary classes first: this runs for every served prediction
+        return "true"
+    if label is False:
+        return "false"
     return str(label)
-
-
-def _key(k) -> str:
-    """``class_key`` with the binary classes first (the hot path)."""
-    return "true" if k is True else "false" if k is False else class_key(k)
 
 
 class ModelStep:
@@ -166,7 +163,7 @@ class ModelStep:
                 self.config.model,
                 self.learner.version,
                 served.y_pred,
-                None if proba is None else {_key(k): p for k, p in proba.items()},
+                None if proba is None else {class_key(k): p for k, p in proba.items()},
                 event.ts,
                 event.ts if self.config.served_at_event_time else datetime.now(UTC),
             )
