@@ -163,6 +163,17 @@ def test_entity_features_pickle_round_trip_continues_identically(spec, cut):
         assert clone.transform(e) == state.transform(e)
 
 
+def test_entity_features_restore_from_the_earlier_dict_state():
+    """Recovery snapshots written before the tuple state (a dict of every slot) still load."""
+    state = EntityFeatures(window_seconds=60)
+    for t in range(5):
+        state.transform(ev("a", t, {"x": float(t)}))
+    old = {k: getattr(state, k) for k in EntityFeatures.__slots__}
+    clone = EntityFeatures.__new__(EntityFeatures)
+    clone.__setstate__(copy.deepcopy(old))
+    assert clone.transform(ev("a", 6, {"x": 6.0})) == state.transform(ev("a", 6, {"x": 6.0}))
+
+
 def test_identity_features_is_a_copy():
     e = ev("a", 0, {"x": 1.0, "s": "v"})
     x = identity_features(e)

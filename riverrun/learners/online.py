@@ -65,6 +65,10 @@ class OnlineLearner:
         self.n_unserved = 0  # labels whose prediction had not been served
         self.label_kind: str | None = None  # set by the first label
 
+    def served_table(self) -> dict[str, Served]:
+        """The predictions served and not yet learned, by event id (grows with pending labels)."""
+        return self._served
+
     def _predict(self, x: dict) -> Served:
         if self.is_classifier:
             proba = self.model.predict_proba_one(x)

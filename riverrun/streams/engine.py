@@ -21,6 +21,7 @@ Step ids are part of the recovery state: renaming one is a migration.
 
 from __future__ import annotations
 
+import gc
 import logging
 import pickle
 import time
@@ -143,14 +144,30 @@ def make_batch_decoder(max_bytes: int, metrics: FlowMetrics | None = None):
     return decode_batch
 
 
-def _features_step(window_seconds: float):
-    def step(state: EntityFeatures | None, numbered: tuple) -> tuple[EntityFeatures, tuple]:
-        seq, (event, partition, offset) = numbered
-        if state is None:
-            state = EntityFeatures(window_seconds)
-        return state, (seq, FeaturedEvent(event, state.transform(event), partition, offset))
+class _FeaturesLogic(StatefulLogic):
+    """Bytewax shell around one entity's ``EntityFeatures``. Its snapshot is pickle bytes:
+    Bytewax's ``stateful_map`` deep-copies every touched key's state at each epoch's end, about
+    5x the time of one pickle (1,000 entities: 45 ms against 8 ms), and every item in flight
+    waits for it."""
 
-    return step
+    def __init__(self, state: EntityFeatures):
+        self.state = state
+
+    def on_item(self, numbered: tuple):
+        seq, (event, partition, offset) = numbered
+        return [
+            (seq, FeaturedEvent(event, self.state.transform(event), partition, offset))
+        ], StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _features_builder(window_seconds: float) -> Callable[[bytes | None], _FeaturesLogic]:
+    def build(resume: bytes | None) -> _FeaturesLogic:
+        return _FeaturesLogic(EntityFeatures(window_seconds) if resume is None else pickle.loads(resume))
+
+    return build
 
 
 def _no_features_or_label(numbered: tuple) -> tuple:
@@ -312,7 +329,8 @@ class _ModelLogic(StatefulLogic):
         # copies, unless rebuilding would take more than REBUILD_SHARE of the time.
         now = time.monotonic()
         if self.step is not None and now - self._rebuilt_at >= self._rebuild_cost / self.REBUILD_SHARE:
-            self.step = rebuilt(self.step)
+            shared = {id(table): table for table in self.step.per_event_tables()}
+            self.step = rebuilt(self.step, shared)  # the per-event tables are shared, not copied
             self._rebuilt_at = time.monotonic()
             self._rebuild_cost = self._rebuilt_at - now
         if self._metrics is not None and self.step is not None:
@@ -395,7 +413,7 @@ def build_dataflow(
     if spec.features == "default":
         split = op.branch("split_ordered", ordered, lambda n: isinstance(n[1][0], Event))
         by_entity = op.key_on("by_entity", split.trues, lambda n: n[1][0].entity)
-        featured = op.stateful_map("features", by_entity, _features_step(spec.feature_window_seconds))
+        featured = op.stateful("features", by_entity, _features_builder(spec.feature_window_seconds))
         featured = op.key_rm("features_unkey", featured)
         sourced_labels = op.map("labels_sourced", split.falses, _sourced_label)
         both = op.merge("featured_and_labels", featured, sourced_labels)
@@ -485,6 +503,11 @@ def run_cluster(
             recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             init_db_dir(recovery_dir, recovery_partitions)
         recovery = RecoveryConfig(str(recovery_dir), backup_interval=backup_interval)
+    # What exists now (imported modules, the dataflow) lives as long as the process: out of the
+    # collector's way, a full collection scans the flow's state alone (a pause of 30-40 ms with
+    # the imports in it; every item in flight waits for it).
+    gc.collect()
+    gc.freeze()
     cli_main(
         flow,
         workers_per_process=workers,

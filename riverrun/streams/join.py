@@ -56,6 +56,10 @@ class LabelJoin:
         # calls of ``expire`` return at once.
         self.quiet_until = -math.inf
 
+    def per_event_tables(self) -> tuple[dict, ...]:
+        """The tables that grow with the events waiting (see ``ModelStep.per_event_tables``)."""
+        return self._pending, self._early, self._expired
+
     def is_pending(self, event_id: str) -> bool:
         return event_id in self._pending
 
