@@ -82,6 +82,8 @@ def _replay_input(args, settings):
             raise RiverrunError("give --events and --labels files, or --from-kafka (topics from -c CONFIG)")
         if any(v is not None for v in ranged):
             raise RiverrunError("--start/--end offsets and times select a Kafka range: add --from-kafka")
+        if args.no_control:
+            raise RiverrunError("--no-control is for --from-kafka (files have no control topic)")
         for path in (args.events, args.labels):
             if not path.is_file():
                 raise RiverrunError(f"{path} not found")
@@ -100,7 +102,15 @@ def _replay_input(args, settings):
             times.append(datetime.fromisoformat(text) if text else None)
         except ValueError:
             raise RiverrunError(f"time {text!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00+00:00)") from None
-    require_topics(settings, [settings.topics.events, settings.topics.labels])
+    topics = [settings.topics.events, settings.topics.labels]
+    control, loader = None, None
+    if not args.no_control:  # operator commands over the same range, as the live flow read them
+        from riverrun.streams.control import control_loader
+
+        control = settings.topics.control
+        loader = control_loader(settings.registry.opener(), settings.flow.max_payload_bytes)
+        topics.append(control)
+    require_topics(settings, topics)
     return kafka_input(
         settings.kafka.client_config(),
         settings.topics.events,
@@ -110,6 +120,8 @@ def _replay_input(args, settings):
         start_time=times[0],
         end_time=times[1],
         batch_size=settings.flow.batch_size,
+        control_topic=control,
+        control_loader=loader,
     )
 
 
@@ -148,6 +160,7 @@ def _cmd_replay(args) -> int:
         max_payload_bytes=pick(None, "max_payload_bytes", 64 * 1024),
         progress=False if args.no_progress else (True if args.progress else None),
         pass_per_run=args.pass_per_run,
+        segment_by=pick(args.segment_by, "segment_by", None) or None,  # "": no segments
     )
     report = result.report
     print(
@@ -170,10 +183,12 @@ def _cmd_replay(args) -> int:
 def _cmd_run(args) -> int:
     from riverrun.streams.live import run_live
     from riverrun.streams.settings import load_settings
+    from riverrun.streams.shards import Shard
 
     settings = load_settings(args.config)
     addresses = args.addresses.split(";") if args.addresses else None
-    run_live(settings, workers=args.workers, process_id=args.process_id, addresses=addresses)
+    shard = Shard.parse(args.shard) if args.shard else None
+    run_live(settings, workers=args.workers, process_id=args.process_id, addresses=addresses, shard=shard)
     return 0
 
 
@@ -212,7 +227,9 @@ def _cmd_produce(args) -> int:
     from tqdm import tqdm
 
     with tqdm(total=len(events), unit="event", desc="produce", disable=args.no_progress) as bar:
-        n_events, n_labels = publish_stream(settings, events, labels, rate=args.rate, on_progress=bar.update)
+        n_events, n_labels = publish_stream(
+            settings, events, labels, rate=args.rate, on_progress=bar.update, key_by=args.key_by
+        )
     print(
         f"produced {n_events} events to {settings.topics.events!r} and {n_labels} labels to "
         f"{settings.topics.labels!r} on {settings.kafka.bootstrap_servers}"
@@ -393,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--start-offset",
         help="with --from-kafka: first offset per partition, N (every partition of both topics) "
-        "or KIND[:PARTITION]=N,... with KIND events|labels (default: the earliest kept)",
+        "or KIND[:PARTITION]=N,... with KIND events|labels|control (default: the earliest kept)",
     )
     p.add_argument(
         "--end-offset",
@@ -445,6 +462,21 @@ def build_parser() -> argparse.ArgumentParser:
         "uses it, on or off). Default: none for files, config for --from-kafka",
     )
     p.add_argument(
+        "--segment-by",
+        metavar="FIELD",
+        default=None,
+        help="one instance of every model per value of this feature (or entity): lr.DE, lr.FR, "
+        "..., as the live flow's [flow] segment_by; report.json has one run entry per instance "
+        "(default: the config's [flow] segment_by; '' for none)",
+    )
+    p.add_argument(
+        "--no-control",
+        action="store_true",
+        help="with --from-kafka: do not read the control topic (by default its operator "
+        "rollbacks and checkpoints over the same range take effect at their event time, as live; "
+        "with offsets it is read whole unless --start/--end-offset give control=N)",
+    )
+    p.add_argument(
         "--pass-per-run",
         action="store_true",
         help="one pass over the input per (model, policy) run instead of one shared pass: "
@@ -473,6 +505,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--workers", type=int, help="worker threads in this process")
     p.add_argument("-i", "--process-id", type=int, help="this process's index in --addresses")
     p.add_argument("-a", "--addresses", help="all processes, 'host:port;host:port' (cluster mode)")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run as shard I of N, on its own: only the events and labels partitions p with "
+        "p %% N == I, recovery in [recovery] directory/shard-I-of-N, metrics on port+I. Needs "
+        "[flow] segment_by and co-partitioned topics keyed by segment (produce --key-by); "
+        "no record crosses between shards (README: Scaling)",
+    )
     p.set_defaults(fn=_cmd_run)
 
     p = sub.add_parser(
@@ -490,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=0.0, help="events per second (0: unthrottled)")
     p.add_argument("--start", help="ISO-8601 time of the first synthetic event (default: now)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--key-by",
+        metavar="FIELD",
+        help="key each event and its label by the event's feature FIELD (its segment), for "
+        "run --shard; default: events by entity, labels by event id",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=_cmd_produce)
 

@@ -120,21 +120,33 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     return status
 
 
-def kafka_source(settings: Settings, topic: str, tail: bool = True) -> KafkaSource:
+class _SomePartitionsSource(KafkaSource):
+    """Bytewax's Kafka source over some partitions of its topic (a shard's share)."""
+
+    def __init__(self, *args, partitions: tuple[int, ...], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._partitions = frozenset(partitions)
+
+    def list_parts(self) -> list[str]:
+        return [part for part in super().list_parts() if int(part.split("-", 1)[0]) in self._partitions]
+
+
+def kafka_source(
+    settings: Settings, topic: str, tail: bool = True, partitions: tuple[int, ...] | None = None
+) -> KafkaSource:
     """Bytewax's Kafka source: offsets live in the recovery snapshots, read from the beginning
-    when there is none. Low fetch wait keeps event-to-prediction latency in milliseconds."""
+    when there is none. Low fetch wait keeps event-to-prediction latency in milliseconds.
+    ``partitions``: only these (a shard's); None: all."""
     conf = settings.kafka.client_config()
     brokers = conf.pop("bootstrap.servers").split(",")
     conf.setdefault("fetch.wait.max.ms", "10")
     conf.setdefault("statistics.interval.ms", "5000")  # Bytewax's consumer-lag gauge (metrics)
-    return KafkaSource(
-        brokers,
-        [topic],
-        tail=tail,
-        add_config=conf,
-        batch_size=settings.flow.batch_size,
-        raise_on_errors=False,
+    options: dict = dict(
+        tail=tail, add_config=conf, batch_size=settings.flow.batch_size, raise_on_errors=False
     )
+    if partitions is not None:
+        return _SomePartitionsSource(brokers, [topic], partitions=partitions, **options)
+    return KafkaSource(brokers, [topic], **options)
 
 
 def publish_stream(
@@ -143,12 +155,20 @@ def publish_stream(
     labels: list[Label | bytes],
     rate: float = 0.0,
     on_progress: Callable[[int], None] | None = None,
+    key_by: str | None = None,
 ) -> tuple[int, int]:
     """Publish events and labels in event-time order (a label at t before an event at t), at
     ``rate`` events per second of wall clock (0: as fast as possible). Raw ``bytes`` entries are
-    published as they are (bad input for tests) at their position. Every message is confirmed."""
+    published as they are (bad input for tests) at their position. Every message is confirmed.
+
+    Keys: an event's entity and a label's event id; with ``key_by``, both an event and its label
+    are keyed by the event's feature ``key_by`` (its segment), so that co-partitioned topics hold
+    them at the same partition number (``--shard``; an event without it keeps its entity)."""
     producer = VerifiedProducer(settings.kafka.client_config())
     t = settings.topics
+    keys: dict[str, str] | None = None
+    if key_by is not None:
+        keys = {e.event_id: str(e.features.get(key_by, e.entity)) for e in events if isinstance(e, Event)}
 
     def when(record, fallback: float) -> float:
         return record.ts.timestamp() if isinstance(record, Event | Label) else fallback
@@ -159,9 +179,9 @@ def publish_stream(
     for record in events:
         ts = when(record, last_event_ts)
         while j < len(labels) and when(labels[j], ts) <= ts:
-            _publish(producer, t.labels, labels[j])
+            _publish(producer, t.labels, labels[j], keys)
             j += 1
-        _publish(producer, t.events, record)
+        _publish(producer, t.events, record, keys)
         last_event_ts = ts
         n_events += 1
         if rate > 0:
@@ -171,14 +191,18 @@ def publish_stream(
         if on_progress is not None and n_events % 1000 == 0:
             on_progress(1000)
     for label in labels[j:]:
-        _publish(producer, t.labels, label)
+        _publish(producer, t.labels, label, keys)
     producer.flush()
     return n_events, len(labels)
 
 
-def _publish(producer: VerifiedProducer, topic: str, record: Event | Label | bytes) -> None:
+def _publish(
+    producer: VerifiedProducer, topic: str, record: Event | Label | bytes, keys: dict[str, str] | None = None
+) -> None:
     if isinstance(record, bytes):  # raw (invalid) input, published as it is
         producer.produce(topic, record, None)
         return
     key = record.entity if isinstance(record, Event) else record.event_id
+    if keys is not None:
+        key = keys.get(record.event_id, key)
     producer.produce(topic, record.model_dump_json().encode(), key.encode())

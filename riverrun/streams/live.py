@@ -92,6 +92,7 @@ from riverrun.streams.metrics import FlowMetrics, serve
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.online_store import online_store_sink
 from riverrun.streams.settings import Settings
+from riverrun.streams.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,14 @@ def registry_sink(settings: Settings, metrics: FlowMetrics | None = None) -> Reg
 
 
 def build_live_flow(
-    settings: Settings, stop: StopSignal | None = None, metrics: FlowMetrics | None = None
+    settings: Settings,
+    stop: StopSignal | None = None,
+    metrics: FlowMetrics | None = None,
+    shard: Shard | None = None,
 ) -> Dataflow:
     """Kafka events + labels in, predictions, dead letters and model events out; ``stop``
-    ends the inputs; ``metrics`` (this process's) counts and observes what flows."""
+    ends the inputs; ``metrics`` (this process's) counts and observes what flows; ``shard``:
+    only its share of the events and labels partitions (``riverrun.streams.shards``)."""
     conf = settings.kafka.client_config()
     t = settings.topics
     predictions: Sink = KafkaRecordSink(conf, t.predictions)
@@ -165,12 +170,16 @@ def build_live_flow(
         features=store,  # the gateway serves each entity's latest features ...
         latest_predictions=store,  # ... and latest prediction per model
     )
-    spec = flow_spec(
-        settings,
-        event_partitions=partitions_of(settings, t.events),
-        label_partitions=partitions_of(settings, t.labels),
-    )
-    events, labels = kafka_source(settings, t.events), kafka_source(settings, t.labels)
+    event_partitions, label_partitions = partitions_of(settings, t.events), partitions_of(settings, t.labels)
+    if shard is not None:
+        event_partitions, label_partitions = (
+            shard.partitions(event_partitions),
+            shard.partitions(label_partitions),
+        )
+    spec = flow_spec(settings, event_partitions=event_partitions, label_partitions=label_partitions)
+    mine = shard is not None
+    events = kafka_source(settings, t.events, partitions=event_partitions if mine else None)
+    labels = kafka_source(settings, t.labels, partitions=label_partitions if mine else None)
     control = kafka_source(settings, t.control)
     if stop is not None:
         events, labels = StoppableSource(events, stop), StoppableSource(labels, stop)
@@ -262,15 +271,45 @@ def check_recovery_dir(settings: Settings) -> None:
     os.replace(tmp, path)  # atomic: cluster processes may write it at once (same content)
 
 
+def shard_settings(settings: Settings, shard: Shard, addresses: list[str] | None) -> Settings:
+    """The settings of one shard: its own recovery directory (``DIRECTORY/shard-I-of-N``).
+    ``ConfigError`` when sharding cannot give each segment's model all of its records."""
+    if addresses:
+        raise ConfigError("--shard runs this process on its own: drop --addresses (a Bytewax cluster)")
+    if settings.flow.segment_by is None:
+        raise ConfigError(
+            "--shard splits the stream by partition, so a model would learn a share of it: set "
+            "[flow] segment_by (per-segment models), and key events and labels by that field "
+            "(riverrun produce --key-by FIELD)"
+        )
+    t = settings.topics
+    events, labels = partitions_of(settings, t.events), partitions_of(settings, t.labels)
+    if events != labels:
+        raise ConfigError(
+            f"--shard needs co-partitioned topics: {t.events!r} has {len(events)} partitions, "
+            f"{t.labels!r} {len(labels)}; give them the same number (a label must be in its event's "
+            "partition)"
+        )
+    shard.partitions(events)  # owns at least one
+    directory = Path(settings.recovery.directory) / shard.label
+    recovery = settings.recovery.model_copy(update={"directory": directory})
+    return settings.model_copy(update={"recovery": recovery})
+
+
 def run_live(
     settings: Settings,
     workers: int | None = None,
     process_id: int | None = None,
     addresses: list[str] | None = None,
+    shard: Shard | None = None,
 ) -> None:
-    """Check the broker and topics (fail fast), then run until stopped."""
+    """Check the broker and topics (fail fast), then run until stopped. ``shard``: run as one
+    of several independent processes (``riverrun.streams.shards``)."""
     t = settings.topics
     require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter, t.model_events, t.control])
+    if shard is not None:
+        settings = shard_settings(settings, shard, addresses)
+        process_id = shard.index  # its metrics port: port + index
     r = settings.recovery
     if r.enabled:
         check_recovery_dir(settings)
@@ -286,10 +325,10 @@ def run_live(
     stop.install()  # SIGTERM/SIGINT: drain, final snapshot, exit 0
     log.info("riverrun run: running; SIGTERM or Ctrl-C stops it gracefully (final snapshot)")
     run_cluster(
-        build_live_flow(settings, stop, metrics),
+        build_live_flow(settings, stop, metrics, shard),
         workers=workers or settings.workers,
         process_id=process_id,
-        addresses=addresses,
+        addresses=None if shard is not None else addresses,
         recovery_dir=r.directory if r.enabled else None,
         recovery_partitions=r.partitions,
         snapshot_interval=timedelta(seconds=r.snapshot_interval_seconds),
