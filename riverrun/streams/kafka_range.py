@@ -8,13 +8,19 @@ partition, offset and key as origin), so the order the sequencer gives, and thus
 is the one a live run on the same records makes.
 
 Offsets are written ``N`` (every partition of both topics), or a comma-separated list of
-``KIND[:PARTITION]=N`` with KIND ``events`` or ``labels``, e.g. ``events=1000,labels:2=350``.
+``KIND[:PARTITION]=N`` with KIND ``events``, ``labels`` or ``control``, e.g.
+``events=1000,labels:2=350``. The control topic's offsets are unrelated to the others': a plain
+``N`` does not apply to it (``of_kind``), only ``control[:PARTITION]=N`` does.
 
 >>> spec = parse_offsets("events=10,labels:1=4,7")
 >>> spec.lookup("events", 0), spec.lookup("labels", 1), spec.lookup("labels", 0)
 (10, 4, 7)
 >>> parse_offsets("").lookup("events", 3) is None
 True
+>>> spec.of_kind("control").lookup("control", 0) is None
+True
+>>> parse_offsets("5,control:0=2").of_kind("control").lookup("control", 0)
+2
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from riverrun.errors import ConfigError
 from riverrun.schemas import Origin
 from riverrun.streams.items import Kind, RawRecord
 
-_ITEM = re.compile(r"^(?:(events|labels)(?::(\d+))?=)?(\d+)$")
+_ITEM = re.compile(r"^(?:(events|labels|control)(?::(\d+))?=)?(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,13 @@ class OffsetSpec:
             return self.exact[(kind, partition)]
         return self.by_kind.get(kind, self.default)
 
+    def of_kind(self, kind: str) -> OffsetSpec:
+        """Only the offsets written for ``kind`` (no plain ``N``)."""
+        return OffsetSpec(
+            {k: o for k, o in self.exact.items() if k[0] == kind},
+            {k: o for k, o in self.by_kind.items() if k == kind},
+        )
+
 
 def parse_offsets(text: str | None) -> OffsetSpec:
     """``"1000"`` or ``"events=1000,labels:0=950"``; ``ConfigError`` naming the bad item."""
@@ -60,7 +73,7 @@ def parse_offsets(text: str | None) -> OffsetSpec:
         if m is None:
             raise ConfigError(
                 f"offset {item!r} not understood: write N (every partition of both topics) or "
-                "KIND[:PARTITION]=N with KIND events or labels, e.g. events=1000,labels:0=950"
+                "KIND[:PARTITION]=N with KIND events, labels or control, e.g. events=1000,labels:0=950"
             )
         kind, partition, offset = m.group(1), m.group(2), int(m.group(3))
         if kind is None:
@@ -115,7 +128,8 @@ def resolve_range(
     end_time: datetime | None = None,
     timeout: float = 10.0,
 ) -> list[PartitionRange]:
-    """One range per partition of ``topic`` (``kind``: events or labels, for the offset spec).
+    """One range per partition of ``topic`` (``kind``: events, labels or control, for the
+    offset spec).
 
     Defaults: from the first offset still on the broker to the high watermark now (what is in
     the topic when the replay starts). Times select by Kafka record timestamp (the time a record

@@ -10,26 +10,39 @@ model step of its own in *one* dataflow, so the input is read, decoded, ordered 
 once and each record is routed to every run (the cost of a run is its model step only).
 ``pass_per_run`` runs one pass per combination instead, which repeats the reading, decoding and
 features for each, but measures each run's own events per second.
+
+``segment_by`` runs one instance of every run per value of a feature (``lr.DE``, ``lr.FR``, ...),
+as the live flow's ``[flow] segment_by`` does (``segments``); the report has one entry per
+instance. A Kafka-range replay also reads the ``control`` topic over the same range, so operator
+rollbacks and checkpoints take effect at the event time they did live.
+
+Dead letters are stamped with event time, not the wall clock: ``at`` is the record's own ``ts``
+when its payload has a valid one, else ``NO_TIME`` (1970-01-01, the record has none), and the
+file is sorted by (at, origin), so ``dead-letter.jsonl`` is byte-identical across runs too.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.schemas import DeadLetter, ModelEvent
 from riverrun.streams.connectors import CallbackSink, JsonLinesSource, to_json
 from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.features import FeatureMode
-from riverrun.streams.items import MetricsPoint
+from riverrun.streams.items import ControlItem, MetricsPoint, RawRecord
 from riverrun.streams.metrics import FlowMetrics
 from riverrun.streams.modelstep import StepConfig
 from riverrun.streams.progress import Progress
@@ -96,6 +109,8 @@ class ReplayInput:
     total_events: int | None = None  # for the progress ETA
     describe: dict[str, Any] = field(default_factory=dict)  # the report's "inputs"
     title: str = "replay"
+    control: Source | None = None  # operator commands (RawRecord), ordered with the stream
+    control_loader: Callable[[RawRecord], ControlItem | DeadLetter] | None = None
 
 
 def _count_lines(path: Path) -> int:
@@ -129,15 +144,35 @@ def kafka_input(
     start_time: datetime | None = None,
     end_time: datetime | None = None,
     batch_size: int = 1000,
+    control_topic: str | None = None,
+    control_loader: Callable[[RawRecord], ControlItem | DeadLetter] | None = None,
 ) -> ReplayInput:
     """A range of the events and labels topics (see ``kafka_range``), resolved now: what the
-    topics hold when the replay starts, read once."""
+    topics hold when the replay starts, read once.
+
+    With ``control_topic`` and ``control_loader`` (``control.control_loader``: rollback targets
+    come from the registry the live flow checkpointed to), the operator commands of that topic
+    over the same times are ordered with the stream by their event time, as the live flow orders
+    them. With offsets, the control topic is read whole unless ``control=N`` ranges it (a plain
+    ``N`` is an offset of the events and labels only)."""
     from riverrun.streams.kafka_range import KafkaRangeSource, parse_offsets, resolve_range
 
     starts, ends = parse_offsets(start_offset), parse_offsets(end_offset)
+    topics = [("events", event_topic), ("labels", label_topic)]
+    with_control = control_topic is not None and control_loader is not None
+    if with_control:
+        topics.append(("control", control_topic))
     ranges = {
-        kind: resolve_range(client_config, topic, kind, starts, ends, start_time, end_time)
-        for kind, topic in (("events", event_topic), ("labels", label_topic))
+        kind: resolve_range(
+            client_config,
+            topic,
+            kind,
+            starts.of_kind(kind) if kind == "control" else starts,
+            ends.of_kind(kind) if kind == "control" else ends,
+            start_time,
+            end_time,
+        )
+        for kind, topic in topics
     }
 
     def partitions(kind: str) -> tuple[int, ...]:
@@ -152,9 +187,15 @@ def kafka_input(
         partitions("events"),
         partitions("labels"),
         total_events=sum(r.size for r in ranges["events"]),
+        control=KafkaRangeSource(client_config, "control", ranges["control"], batch_size)
+        if with_control
+        else None,
+        control_loader=control_loader if with_control else None,
         describe={
             "kafka": client_config.get("bootstrap.servers"),
-            "topics": {"events": event_topic, "labels": label_topic},
+            "topics": {"events": event_topic, "labels": label_topic, "control": control_topic}
+            if with_control
+            else {"events": event_topic, "labels": label_topic},
             "start_time": start_time.isoformat() if start_time else None,
             "end_time": end_time.isoformat() if end_time else None,
             **{
@@ -197,6 +238,7 @@ def replay(
     registry: Sink | None = None,
     policies: list[tuple[str, PolicyConfig]] | None = None,
     pass_per_run: bool = False,
+    segment_by: str | None = None,
 ) -> ReplayResult:
     """Replay ``events`` and ``labels`` (JSON Lines) through ``models`` [(name, recipe)].
 
@@ -204,7 +246,8 @@ def replay(
     ``model-events.jsonl``, ``report.json`` and (with ``plot``) ``metrics.png`` and
     ``report.html`` into ``out_dir``. ``policy`` turns the model lifecycle on for every model;
     ``policies`` [(name, config)] compares several (every model with every policy). ``registry``
-    (a ``RegistrySink``) persists checkpoints and audits model events.
+    (a ``RegistrySink``) persists checkpoints and audits model events. ``segment_by`` runs one
+    instance of each model per value of that feature (or ``entity``), as ``[flow] segment_by``.
     """
     return replay_input(
         file_input(events, labels),
@@ -221,6 +264,7 @@ def replay(
         or [("default" if policy and policy.enabled else "none", policy or PolicyConfig(False))],
         registry=registry,
         pass_per_run=pass_per_run,
+        segment_by=segment_by,
     )
 
 
@@ -245,6 +289,7 @@ def replay_input(
     plot: bool = True,
     registry: Sink | None = None,
     pass_per_run: bool = False,
+    segment_by: str | None = None,
 ) -> ReplayResult:
     """Replay ``inp`` through every (model, policy) run; see ``replay`` for the outputs.
     ``progress``: True/False, or None for "when stderr is a terminal"."""
@@ -285,6 +330,7 @@ def replay_input(
                         "features": features,
                         "feature_window_seconds": feature_window_seconds,
                         "max_payload_bytes": max_payload_bytes,
+                        "segment_by": segment_by,
                     },
                     step_args={
                         "label_ttl_seconds": label_ttl_seconds,
@@ -294,19 +340,22 @@ def replay_input(
                 )
                 for r in group:
                     result.run_seconds[r.name] = seconds
-                    view = views.get(r.name)
-                    label_delay[r.name] = buckets_dict(view.label_delay if view is not None else None)
+                for name, view in views.items():
+                    label_delay[name] = buckets_dict(view.label_delay if view is not None else None)
         finally:
             bar.close()
         result.seconds = time.perf_counter() - start
     with (out / "dead-letter.jsonl").open("wb") as f:
-        f.write(b"".join(to_json(d) + b"\n" for d in dead))
+        f.write(b"".join(to_json(d) + b"\n" for d in sorted(dead, key=_letter_order)))
     with (out / "model-events.jsonl").open("wb") as f:
         f.write(b"".join(to_json(e) + b"\n" for e in result.model_events))
-    n_events = max((result.final(r.name).n_predicted for r in runs), default=0)
+    instances = _instances(runs, result.points, segment_by)
+    n_events = max((sum(result.final(i).n_predicted for i, _ in instances[r.name]) for r in runs), default=0)
+    shared = len(passes) == 1 and len(runs) > 1
     run_entries = [
-        _run_entry(r, result, n_events, label_delay.get(r.name), shared=len(passes) == 1 and len(runs) > 1)
+        _run_entry(r, result, label_delay.get(name), shared, name, segment)
         for r in runs
+        for name, segment in instances[r.name]
     ]
     report_path = write_report(
         out,
@@ -320,12 +369,11 @@ def replay_input(
         seconds=round(result.seconds, 3),
         events_per_second=round(n_events * len(passes) / max(result.seconds, 1e-9), 1),
         passes=len(passes),
+        segment_by=segment_by,
         runs=run_entries,
         psi=psi.to_dict(),
         actions=actions_summary(result.model_events),
     )
-    import json
-
     result.report = json.loads(report_path.read_text())
     if plot:
         from riverrun.streams.html_report import write_html_report
@@ -383,6 +431,7 @@ def _one_pass(
     def on_dead(batch: list[DeadLetter]) -> None:
         if not keep_input_letters:
             batch = [d for d in batch if d.reason in STEP_REASONS]
+        batch = [event_time_letter(d) for d in batch]
         dead.extend(batch)
         result.dead_letters.update(d.reason for d in batch)
 
@@ -395,19 +444,79 @@ def _one_pass(
         registry=registry,
         features=None if psi is None else CallbackSink(psi.on_batch),
     )
-    flow = build_dataflow(spec, inp.events, inp.labels, sinks, metrics=metrics)
+    flow = build_dataflow(
+        spec,
+        inp.events,
+        inp.labels,
+        sinks,
+        control=inp.control,
+        control_loader=inp.control_loader,
+        metrics=metrics,
+    )
     start = time.perf_counter()
     run_in_process(flow, epoch_interval=timedelta(seconds=10))
     return time.perf_counter() - start, metrics.views()
 
 
-def _run_entry(run: Run, result: ReplayResult, n_events: int, label_delay, shared: bool) -> dict[str, Any]:
-    """One run's line of the report: final metrics, counts, actions with their evidence."""
-    final = result.final(run.name)
-    events = [e for e in result.model_events if e.model == run.name]
+#: ``at`` of a dead letter whose record has no valid event time of its own (replay only).
+NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+_TIME = TypeAdapter(AwareDatetime)
+
+
+def event_time_letter(letter: DeadLetter) -> DeadLetter:
+    """``letter`` stamped with event time instead of the wall clock: its record's own ``ts``
+    (read as the schemas read it) when the payload has a valid one, else ``NO_TIME``.
+
+    >>> from riverrun.schemas import Origin, dead_letter
+    >>> ok = dead_letter("label", b'{"event_id": "e", "ts": 1704067200}', Origin(), "unknown_event", "")
+    >>> event_time_letter(ok).at.isoformat()
+    '2024-01-01T00:00:00+00:00'
+    >>> event_time_letter(dead_letter("event", b"{not json", Origin(), "invalid_json", "")).at == NO_TIME
+    True
+    """
+    at = NO_TIME
+    if letter.payload_encoding == "utf-8" and '"ts"' in letter.payload:
+        try:  # orjson: bounded nesting depth (hostile payloads end up here)
+            record = orjson.loads(letter.payload)
+            if isinstance(record, dict) and "ts" in record:
+                at = _TIME.validate_python(record["ts"])
+        except (ValueError, ValidationError, RecursionError):
+            pass
+    return letter.model_copy(update={"at": at})
+
+
+def _letter_order(d: DeadLetter) -> tuple:
+    """The order of ``dead-letter.jsonl``: by event time, then origin (it does not depend on
+    how the dataflow happened to batch its outputs)."""
+    return (d.at, d.kind, d.topic or "", d.partition or 0, d.offset or 0, d.reason, d.error, d.payload)
+
+
+def _instances(runs: list[Run], points: list[MetricsPoint], segment_by: str | None) -> dict[str, list]:
+    """Each run's model instances as [(name, segment)]: the run itself, or with ``segment_by``
+    one per segment it saw (``lr.DE``), in name order."""
+    if segment_by is None:
+        return {r.name: [(r.name, None)] for r in runs}
+    out: dict[str, list] = {r.name: [] for r in runs}
+    finals = sorted({p.model for p in points if p.final})
+    for r in runs:
+        prefix = r.name + "."
+        out[r.name] = [(m, m[len(prefix) :]) for m in finals if m.startswith(prefix)]
+    return out
+
+
+def _run_entry(
+    run: Run, result: ReplayResult, label_delay, shared: bool, name: str, segment: str | None
+) -> dict[str, Any]:
+    """One run's (or one segment instance's) line of the report: final metrics, counts, actions
+    with their evidence."""
+    final = result.final(name)
+    events = [e for e in result.model_events if e.model == name]
     seconds = result.run_seconds.get(run.name, 0.0)
     return {
-        "name": run.name,
+        "name": name,
+        "run": run.name,
+        "segment": segment,
         "model": run.model,
         "recipe": run.recipe,
         "policy": run.policy,
@@ -426,9 +535,11 @@ def _run_entry(run: Run, result: ReplayResult, n_events: int, label_delay, share
 
 
 __all__ = [
+    "NO_TIME",
     "ReplayInput",
     "ReplayResult",
     "Run",
+    "event_time_letter",
     "expand_runs",
     "file_input",
     "kafka_input",
