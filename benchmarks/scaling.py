@@ -3,17 +3,21 @@
     python benchmarks/scaling.py [--events 60000] [--segments 8] [--partitions 4] [--rounds 2]
 
 The stream (River's Hyperplane, 10 features, 1000 entities, labels 30 s of event time later)
-carries a ``segment`` field with ``--segments`` values; the flow runs ``[flow] segment_by =
-"segment"``, so each segment is a model instance of its own (``lr.s0``, ...). The topics have
-``--partitions`` partitions. Each round runs the same pre-published input with 1 process and
-with 2 processes (one worker each, a Bytewax cluster), from fresh recovery state, and times the
-first to the last prediction (startup excluded). The ratio is 2-process events/s over 1-process
-events/s in the same round: what a second process buys.
+carries a ``segment`` field with ``--segments`` values, one per entity (an entity stays in its
+segment); the flow runs ``[flow] segment_by = "segment"``, so each segment is a model instance
+of its own (``lr.s0``, ...). Events and labels are keyed by segment (``produce --key-by``) into
+``--partitions`` partitions. Each round runs the same pre-published input, from fresh recovery
+state, with:
 
-What parallelizes: decoding (per partition), the per-entity features, and the model instances
-(keyed by model and segment). What does not: the ordering step, one key that sees every record
-in event-time order, and the hops between processes (each record is pickled to its feature
-key's and its segment's worker).
+- 1 process;
+- 2 shards (``run --shard 0/2`` and ``--shard 1/2``): independent processes, each over half of
+  the partitions; no record crosses between them;
+- 2 processes as one Bytewax cluster (``--addresses``), unless ``--no-cluster``: one event-time
+  order over the whole stream, so records cross between the processes (to the ordering key,
+  their entity's and their segment's workers).
+
+It times the first to the last prediction (startup excluded) and prints 2-process events/s over
+1-process events/s in the same round: what a second process buys.
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ from riverrun.streams.synth import to_records  # noqa: E402
 
 
 def make_stream(n: int, segments: int):
-    rows = []
-    for i, (x, y) in enumerate(synth.Hyperplane(seed=42, n_features=10).take(n)):
-        features = {f"f{k}": v for k, v in x.items()}
-        features["segment"] = f"s{i % segments}"
-        rows.append((features, bool(y)))
-    return to_records(rows, label_delay=timedelta(seconds=30), n_entities=1000)
+    rows = [
+        ({f"f{k}": v for k, v in x.items()}, bool(y))
+        for x, y in synth.Hyperplane(seed=42, n_features=10).take(n)
+    ]
+    events, labels = to_records(rows, label_delay=timedelta(seconds=30), n_entities=1000)
+    for event in events:  # entity u<k> is in segment s<k % segments>
+        event.features["segment"] = f"s{int(event.entity[1:]) % segments}"
+    return events, labels
 
 
 def write_config(servers: str, base: Path, inputs: dict[str, str], partitions: int, name: str) -> Path:
@@ -65,11 +71,13 @@ def write_config(servers: str, base: Path, inputs: dict[str, str], partitions: i
     return path
 
 
-def timed_run(config: Path, processes: int, n: int, servers: str, timeout: float) -> tuple[float, float]:
+def timed_run(
+    config: Path, processes: int, n: int, servers: str, timeout: float, shards: bool = False
+) -> tuple[float, float]:
     """(seconds from start to the last prediction, seconds from the first to the last)."""
     settings = load_settings(config)
     reader = PredictionReader(servers, settings.topics.predictions, partitions=settings.topics.partitions)
-    flow = FlowCluster(config, config.parent / "flow.log", processes).start()
+    flow = FlowCluster(config, config.parent / "flow.log", processes, shards=shards).start()
     start = time.monotonic()
     first = None
     try:
@@ -95,6 +103,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--bootstrap", default=None, help="default: $KAFKA_BOOTSTRAP_SERVERS")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the 2-process Bytewax cluster")
     args = parser.parse_args()
     import os
 
@@ -106,24 +115,33 @@ def main() -> None:
         base = Path(tmp)
         publish_config = write_config(servers, base, inputs, args.partitions, "publish")
         t = time.monotonic()
-        publish_stream(load_settings(publish_config), events, labels)
+        publish_stream(load_settings(publish_config), events, labels, key_by="segment")
         took = time.monotonic() - t
         print(f"published {len(events)} events + labels to {args.partitions} partitions in {took:.1f}s")
-        rows = []
+        modes = {"1 process": (1, False), "2 shards": (2, True)}
+        if not args.no_cluster:
+            modes["2-process cluster"] = (2, False)
+        ratios: dict[str, list[float]] = {name: [] for name in modes if name != "1 process"}
         for r in range(args.rounds):
             got = {}
-            for processes in (1, 2):
-                config = write_config(servers, base, inputs, args.partitions, f"r{r}p{processes}")
-                total, steady = timed_run(config, processes, len(events), servers, args.timeout)
-                got[processes] = len(events) / steady
+            for name, (processes, shards) in modes.items():
+                config = write_config(
+                    servers, base, inputs, args.partitions, f"r{r}-{name.replace(' ', '-')}"
+                )
+                total, steady = timed_run(config, processes, len(events), servers, args.timeout, shards)
+                got[name] = len(events) / steady
                 print(
-                    f"round {r + 1}: {processes} process(es): {got[processes]:,.0f} events/s "
+                    f"round {r + 1}: {name}: {got[name]:,.0f} events/s "
                     f"(first->last prediction {steady:.1f}s, with startup {total:.1f}s)",
                     flush=True,
                 )
-            rows.append(got[2] / got[1])
-            print(f"round {r + 1}: 2 processes / 1 process = {rows[-1]:.2f}x")
-        print(f"ratio per round: {', '.join(f'{x:.2f}' for x in rows)}; best {max(rows):.2f}x")
+            for name in ratios:
+                ratios[name].append(got[name] / got["1 process"])
+                print(f"round {r + 1}: {name} / 1 process = {ratios[name][-1]:.2f}x")
+        for name, rows in ratios.items():
+            print(
+                f"{name} / 1 process, per round: {', '.join(f'{x:.2f}' for x in rows)}; best {max(rows):.2f}x"
+            )
 
 
 if __name__ == "__main__":

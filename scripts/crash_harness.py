@@ -155,10 +155,18 @@ def _free_port() -> int:
 
 
 class FlowCluster:
-    """`riverrun run -c CONFIG` as ``processes`` subprocesses (one Bytewax cluster)."""
+    """`riverrun run -c CONFIG` as ``processes`` subprocesses: one Bytewax cluster, or with
+    ``shards`` independent processes (``--shard I/N``)."""
 
-    def __init__(self, config: Path, log: Path, processes: int = 1, env: dict[str, str] | None = None):
-        self.config, self.log, self.processes = config, log, processes
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        processes: int = 1,
+        env: dict[str, str] | None = None,
+        shards: bool = False,
+    ):
+        self.config, self.log, self.processes, self.shards = config, log, processes, shards
         self.extra_env = dict(env or {})
         self.procs: list[subprocess.Popen] = []
         self.starts = 0
@@ -171,7 +179,9 @@ class FlowCluster:
         env.update(self.extra_env)
         base = [sys.executable, "-m", "riverrun.streams.cli", "--log-level", "INFO", "run"]
         base += ["-c", str(self.config)]
-        if self.processes > 1:
+        if self.shards:
+            commands = [[*base, "--shard", f"{i}/{self.processes}"] for i in range(self.processes)]
+        elif self.processes > 1:
             addresses = ";".join(f"127.0.0.1:{_free_port()}" for _ in range(self.processes))
             commands = [[*base, "-i", str(i), "-a", addresses] for i in range(self.processes)]
         else:

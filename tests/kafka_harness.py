@@ -62,9 +62,12 @@ class Flow:
     """`riverrun run -c CONFIG` in a subprocess, logging to a file. ``env`` adds variables
     (secrets such as ``RIVERRUN_KAFKA__SASL_PASSWORD``) to the flow's environment."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, config: Path, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ):
         self.config, self.log = config, log
         self.extra_env = dict(env or {})
+        self.args = args  # more `riverrun run` options (--shard 0/2)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Flow:
@@ -84,6 +87,7 @@ class Flow:
                     "run",
                     "-c",
                     str(self.config),
+                    *self.args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
