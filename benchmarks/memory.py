@@ -1,14 +1,19 @@
 """Memory and snapshot figures of ``benchmarks/compare.py``: pending-label memory per pending
 event, RSS over a long replay, and the cost of snapshotting an ``arf`` model step.
 
-Each function returns plain numbers; ``compare.py`` prints them.
+Each function returns plain numbers; ``compare.py`` prints them. The RSS run also runs alone
+(writes the stream to a temporary directory, ~390 bytes per event, and deletes it after)::
+
+    python benchmarks/memory.py --rss-events 5000000 --rss-budget 3000
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import gc
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,10 +149,19 @@ def rss_over_replay(n: int, every: int, budget_seconds: float, log=print) -> dic
     """RSS of ``riverrun replay`` (features default, ``lr``) over ``n`` events, sampled from
     /proc every 0.2 s in a separate process; events done are read from the size of
     ``predictions.jsonl``. Stops at ``budget_seconds`` (then fewer events are reported).
-    Returns samples [(events, rss MB)] about every ``every`` events, and start/end/max."""
-    from benchstream import write_long_stream
+    Returns samples [(events, rss MB)] about every ``every`` events, and start/end/max. The
+    temporary directory (stream and outputs) is deleted at the end."""
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-rss-"))
+    try:
+        return _rss_run(tmp, n, every, budget_seconds, log)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the stream and predictions: ~600 bytes per event
+
+
+def _rss_run(tmp: Path, n: int, every: int, budget_seconds: float, log) -> dict:
+    from benchstream import write_long_stream
+
     events_file, labels_file = tmp / "events.jsonl", tmp / "labels.jsonl"
     start = time.perf_counter()
     write_long_stream(events_file, labels_file, n)
@@ -195,7 +209,7 @@ def rss_over_replay(n: int, every: int, budget_seconds: float, log=print) -> dic
         "finished": finished,
         "seconds": elapsed,
         "samples": samples,
-        "start_mb": values[0],
+        "start_mb": next((r for d, r in raw if d > 0), values[0]),  # first output (set up)
         "warm_mb": base[0],
         "end_mb": values[-1],
         "max_mb": max(values),
@@ -203,3 +217,26 @@ def rss_over_replay(n: int, every: int, budget_seconds: float, log=print) -> dic
         "max_after_warm_mb": max(base),
         "flat": max(base) <= base[0] * 1.10 and min(base) >= base[0] * 0.90,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="RSS of riverrun replay over a long stream")
+    parser.add_argument("--rss-events", type=int, default=5_000_000)
+    parser.add_argument("--rss-budget", type=float, default=3000.0, help="seconds at most for the replay")
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    print(f"RSS of riverrun replay (lr, features default) over {args.rss_events:,} events:", flush=True)
+    r = rss_over_replay(args.rss_events, max(1, args.rss_events // args.samples), args.rss_budget)
+    print("  " + ", ".join(f"{d // 1000:,}k: {mb:.0f} MB" for d, mb in r["samples"]))
+    done = "all" if r["finished"] else f"stopped at the {args.rss_budget:.0f} s budget after"
+    print(
+        f"  {done} {r['events']:,} events in {r['seconds']:.0f} s; RSS start {r['start_mb']:.0f} MB, "
+        f"after 10% {r['warm_mb']:.0f} MB, end {r['end_mb']:.0f} MB, max {r['max_mb']:.0f} MB; "
+        f"after 10%: {r['min_after_warm_mb']:.0f}-{r['max_after_warm_mb']:.0f} MB, "
+        f"flat within +-10%: {'yes' if r['flat'] else 'NO'}"
+    )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchstream
+    main()
