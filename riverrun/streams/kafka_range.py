@@ -176,8 +176,13 @@ def _offset_at(
     return high if found.offset < 0 else found.offset
 
 
+class EndOfRange(bytes):
+    """The value of the record a ``KafkaRangeSource(end_marker=True)`` adds after the last one of
+    each partition (at offset ``end``): never a record's bytes (those are plain ``bytes``)."""
+
+
 class _RangePartition(StatefulSourcePartition[RawRecord, int]):
-    """Reads ``[next offset, end)`` of one partition, then ends."""
+    """Reads ``[next offset, end)`` of one partition (then the end marker, if asked), then ends."""
 
     def __init__(
         self,
@@ -186,9 +191,11 @@ class _RangePartition(StatefulSourcePartition[RawRecord, int]):
         r: PartitionRange,
         batch_size: int,
         resume: int | None,
+        end_marker: bool = False,
     ):
         self._kind, self._range, self._batch_size = kind, r, batch_size
         self._next = r.start if resume is None else resume
+        self._marker = end_marker and self._next <= r.end
         self._consumer = None
         if self._next < r.end:
             self._consumer = _consumer(client_config, **{"enable.partition.eof": True})
@@ -197,6 +204,9 @@ class _RangePartition(StatefulSourcePartition[RawRecord, int]):
     def next_batch(self) -> list[RawRecord]:
         r = self._range
         if self._consumer is None or self._next >= r.end:
+            if self._marker:
+                self._marker, self._next = False, r.end + 1
+                return [RawRecord(self._kind, EndOfRange(), Origin(r.topic, r.partition, r.end))]
             raise StopIteration()
         batch: list[RawRecord] = []
         for msg in self._consumer.consume(min(self._batch_size, r.end - self._next), timeout=0.5):
@@ -227,21 +237,37 @@ class _RangePartition(StatefulSourcePartition[RawRecord, int]):
 
 
 class KafkaRangeSource(FixedPartitionedSource[RawRecord, int]):
-    """The non-empty ``ranges`` of one topic, read once: one Bytewax partition per range."""
+    """The non-empty ``ranges`` of one topic, read once: one Bytewax partition per range.
+
+    ``end_marker``: after the last record of each partition, one more ``RawRecord`` whose value
+    is ``EndOfRange()`` (offset ``end``), so that a consumer can tell the partition is done (the
+    replay's control topic: see ``replay.kafka_input``)."""
 
     def __init__(
-        self, client_config: dict[str, str], kind: Kind, ranges: list[PartitionRange], batch_size: int = 1000
+        self,
+        client_config: dict[str, str],
+        kind: Kind,
+        ranges: list[PartitionRange],
+        batch_size: int = 1000,
+        end_marker: bool = False,
     ):
         self.client_config, self.kind, self.batch_size = client_config, kind, batch_size
+        self.end_marker = end_marker
         self.ranges = {f"{r.partition}-{r.topic}": r for r in ranges if r.size > 0}
 
     def list_parts(self) -> list[str]:
         return list(self.ranges)
 
     def build_part(self, step_id, for_part, resume_state):
-        return _RangePartition(
-            self.client_config, self.kind, self.ranges[for_part], self.batch_size, resume_state
-        )
+        r, marker = self.ranges[for_part], self.end_marker
+        return _RangePartition(self.client_config, self.kind, r, self.batch_size, resume_state, marker)
 
 
-__all__ = ["KafkaRangeSource", "OffsetSpec", "PartitionRange", "parse_offsets", "resolve_range"]
+__all__ = [
+    "EndOfRange",
+    "KafkaRangeSource",
+    "OffsetSpec",
+    "PartitionRange",
+    "parse_offsets",
+    "resolve_range",
+]

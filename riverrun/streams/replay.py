@@ -187,10 +187,10 @@ def kafka_input(
         partitions("events"),
         partitions("labels"),
         total_events=sum(r.size for r in ranges["events"]),
-        control=KafkaRangeSource(client_config, "control", ranges["control"], batch_size)
+        control=KafkaRangeSource(client_config, "control", ranges["control"], batch_size, end_marker=True)
         if with_control
         else None,
-        control_loader=control_loader if with_control else None,
+        control_loader=_ending(control_loader) if with_control else None,
         describe={
             "kafka": client_config.get("bootstrap.servers"),
             "topics": {"events": event_topic, "labels": label_topic, "control": control_topic}
@@ -205,6 +205,31 @@ def kafka_input(
         },
         title=f"replay of {event_topic} (Kafka)",
     )
+
+
+#: Event time of a control partition's end marker: later than any record.
+END_OF_RANGE_TS = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _ending(
+    loader: Callable[[RawRecord], ControlItem | DeadLetter],
+) -> Callable[[RawRecord], ControlItem | DeadLetter]:
+    """``loader``, and a no-op command at ``END_OF_RANGE_TS`` for a control partition's end marker.
+
+    The ordering holds every event back until each label and control partition has passed its
+    time; live, an idle control partition stops holding the others back after ``max_wait_ms``,
+    but a replay orders exactly (no wall-clock wait), so after the last command the rest of the
+    stream would wait in the ordering's buffer until the end of the input (memory growing with
+    the range). The marker's time says the partition is done; the command names no model (every
+    model step ignores it) and is released last, after every record."""
+    from riverrun.streams.kafka_range import EndOfRange
+
+    def load(raw: RawRecord) -> ControlItem | DeadLetter:
+        if isinstance(raw.value, EndOfRange):
+            return ControlItem("", "checkpoint", None, None, "end of the control range", END_OF_RANGE_TS)
+        return loader(raw)
+
+    return load
 
 
 @dataclass

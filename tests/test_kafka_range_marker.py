@@ -1,0 +1,46 @@
+"""A Kafka-range replay's control partitions end with a marker, so that after the last operator
+command the ordering releases the stream as it comes instead of holding it until the end of the
+input (no broker: the ordering as the engine feeds it)."""
+
+from __future__ import annotations
+
+import json
+
+from riverrun.schemas import Origin
+from riverrun.streams.control import control_loader
+from riverrun.streams.engine import _control_step
+from riverrun.streams.items import ControlItem, RawRecord
+from riverrun.streams.kafka_range import EndOfRange
+from riverrun.streams.ordering import EVENT, LABEL, Sequencer
+from riverrun.streams.replay import END_OF_RANGE_TS, _ending
+
+T0 = 1_704_067_200.0
+
+
+def _released_before_the_end(with_marker: bool) -> tuple[int, list]:
+    step = _control_step(_ending(control_loader(None)))
+    command = json.dumps({"model": "lr", "command": "checkpoint", "ts": T0 + 5}).encode()
+    control = [RawRecord("control", command, Origin("control", 0, 0))]
+    if with_marker:
+        control.append(RawRecord("control", EndOfRange(), Origin("control", 0, 1)))
+    seq = Sequencer(None, ((0,), (0,)))
+    released = []
+    for raw in control:  # the control topic is small: read first
+        item, partition, offset = step(raw)
+        released += seq.push(LABEL, item.ts.timestamp(), partition, offset, item)
+    for i in range(100):
+        released += seq.push(EVENT, T0 + i, 0, i, f"e{i}")
+        released += seq.push(LABEL, T0 + i + 0.5, 0, i, f"l{i}")
+    before = len(released)
+    return before, released + seq.flush()
+
+
+def test_the_end_marker_stops_the_control_partition_holding_the_stream_back():
+    held, everything = _released_before_the_end(with_marker=False)
+    assert held == 11  # up to the command at T0+5: the rest waits for the end of the input
+    before, with_marker = _released_before_the_end(with_marker=True)
+    assert before == 200  # the last event waits for nothing but the labels
+    # the same order either way, the marker last: a command no model step takes
+    assert [v for _, v in with_marker[:-1]] == [v for _, v in everything]
+    marker = with_marker[-1][1]
+    assert isinstance(marker, ControlItem) and marker.model == "" and marker.ts == END_OF_RANGE_TS
