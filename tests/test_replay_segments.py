@@ -87,7 +87,7 @@ def test_segmented_replay_equals_the_live_segmented_flow_and_is_byte_identical(t
         assert r["n_predicted"] == len(mine) and r["n_learned"] == len(mine)
     assert sum(r["n_predicted"] for r in runs) == len(events)
     page = (out / "report.html").read_text()
-    assert all(f"lr.{c}" in page for c in COUNTRIES)
+    assert all(f"lr.{c}" in page for c in COUNTRIES) and "one per model and value of country" in page
 
 
 def test_segmented_replay_equals_one_replay_per_segment(tmp_path):

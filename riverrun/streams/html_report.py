@@ -267,8 +267,13 @@ def render(report: dict, title: str = "riverrun replay") -> str:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        f'<p class="muted">{_fmt(report.get("events"))} events, {len(report.get("runs", []))} runs in '
-        f"{_fmt(report.get('passes'))} pass(es), {_fmt(report.get('seconds'), 1)} s; dead letters: "
+        f'<p class="muted">{_fmt(report.get("events"))} events, {len(report.get("runs", []))} runs'
+        + (
+            f" (one per model and value of {html.escape(str(report['segment_by']))})"
+            if report.get("segment_by")
+            else ""
+        )
+        + f" in {_fmt(report.get('passes'))} pass(es), {_fmt(report.get('seconds'), 1)} s; dead letters: "
         f"{html.escape(str(report.get('dead_letters') or 'none'))}; input: "
         f"{html.escape(str(report.get('inputs', {})))[:600]}</p>",
         "<h2>Summary</h2>",
