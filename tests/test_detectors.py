@@ -554,6 +554,32 @@ def test_covariate_types_missing_absent_and_mismatched_values():
     assert mon.n_mismatched == {"s": 1, "n": 1}
 
 
+@pytest.mark.parametrize("ks_alpha", [None, 0.01])
+def test_covariate_inlined_psi_equals_streaming_psi(ks_alpha):
+    # CovariateShiftMonitor inlines StreamingPSI.update for floats: same state, same alarms
+    rng = random.Random(11)
+    mon = CovariateShiftMonitor(reference_size=200, window_size=200, ks_alpha=ks_alpha, check_every=7)
+    alone = {name: StreamingPSI(reference_size=200, window_size=200, check_every=7) for name in "ab"}
+    mixed = [1, math.nan, None, "oops"]  # an int, missing values, a mismatched string
+    got, expected = [], []
+    for t in range(2000):
+        a = rng.gauss(0.0 if t < 1000 else 1.5, 1.0)
+        x = {"a": a if t % 50 else mixed[t // 50 % 4], "b": rng.random()}
+        if t % 97 == 5:
+            del x["b"]  # absent: missing
+        mon.update(x)
+        got += [(t, s.feature, s.level, s.statistic) for s in mon.signals if s.detector == "psi"]
+        for name, det in alone.items():
+            v = x.get(name)
+            det.update(None if isinstance(v, str) else v)
+            if det.drift_detected or det.warning_detected:
+                expected.append((t, name, det.signal().level, det.signal().statistic))
+    assert got == expected and any(level == "drift" for _, _, level, _ in got)
+    for name, det in alone.items():
+        psi = mon.detectors(name)[0]
+        assert psi.window_counts == det.window_counts and psi._n == det._n and psi.psi == det.psi
+
+
 def test_covariate_caps_features_and_counts_the_rest():
     mon = CovariateShiftMonitor(max_features=3)
     for i in range(10):

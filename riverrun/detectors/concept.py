@@ -102,43 +102,56 @@ class ConceptDriftDetector(DriftAndWarningDetector):
     def update(self, error: float) -> bool:
         """Add one error (1 = error, 0 = correct, or a finite loss; HDDM-A needs [0, 1]).
         Returns True when this update raised a drift or a warning."""
-        x = float(error)
-        if not -_INF < x < _INF:  # NaN fails this too
-            raise ValueError(f"ConceptDriftDetector: error must be finite, got {error!r}")
+        if error is False:  # a served prediction that was right: the common case, no checks
+            x = 0.0
+        elif error is True:
+            x = 1.0
+        else:
+            x = float(error)
+            if not -_INF < x < _INF:  # NaN fails this too
+                raise ValueError(f"ConceptDriftDetector: error must be finite, got {error!r}")
         if self._drift_detected:
             self._sum, self._count = 0.0, 0
         self._n += 1
         self._sum += x
         self._count += 1
-        det = self._detector
         warner = self._warner
         if warner is not None:  # ADWIN and its warning ADWIN: the hot path, kept short
             # The body of river.drift.ADWIN.update (0.26.1), inlined: it restarts after a drift,
             # then feeds its window. tests/test_detectors.py pins equality with River's ADWIN.
-            if det._drift_detected:
-                det._reset()
-            if warner._drift_detected:
-                warner._reset()
-            drifted = det._drift_detected = det._helper.update(x)
-            warner._drift_detected = warner._helper.update(x)
-            warned = warner._drift_detected and not drifted
-            if drifted or warned:
-                fired = det if drifted else warner
-                self.rising = fired.estimation > self._sum / self._count
-                if drifted:
-                    warner._reset()  # both restart on the new concept
-        else:
-            if self.method == "hddm_a" and not 0.0 <= x <= 1.0:
-                raise ValueError(f"ConceptDriftDetector('hddm_a'): error must be in [0, 1], got {error!r}")
-            det.update(x)
-            drifted = det.drift_detected
-            warned = False
-            if self.method == "kswin":
-                det.p_value = float(det.p_value)  # a numpy scalar: keep the state free of numpy
-            elif self.method == "hddm_a":
-                zone = det.warning_detected
-                warned = zone and not self._in_warning and not drifted
-                self._in_warning = zone
+            det = self._detector
+            if self._drift_detected or self._warning_detected:  # the one that fired restarts
+                if det._drift_detected:
+                    det._reset()
+                if warner._drift_detected:
+                    warner._reset()
+            if det._helper.update(x):
+                det._drift_detected = True
+                warner._reset()  # both restart on the new concept
+                self.rising = det.estimation > self._sum / self._count
+                self._drift_detected, self._warning_detected = True, False
+                self._n_detections += 1
+                return True
+            if warner._helper.update(x):
+                warner._drift_detected = True
+                self.rising = warner.estimation > self._sum / self._count
+                self._drift_detected, self._warning_detected = False, True
+                self._n_warnings += 1
+                return True
+            self._drift_detected = self._warning_detected = False
+            return False
+        det = self._detector
+        if self.method == "hddm_a" and not 0.0 <= x <= 1.0:
+            raise ValueError(f"ConceptDriftDetector('hddm_a'): error must be in [0, 1], got {error!r}")
+        det.update(x)
+        drifted = det.drift_detected
+        warned = False
+        if self.method == "kswin":
+            det.p_value = float(det.p_value)  # a numpy scalar: keep the state free of numpy
+        elif self.method == "hddm_a":
+            zone = det.warning_detected
+            warned = zone and not self._in_warning and not drifted
+            self._in_warning = zone
         self._drift_detected, self._warning_detected = drifted, warned
         if drifted or warned:
             self._n_detections += drifted

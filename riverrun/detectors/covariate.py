@@ -11,6 +11,7 @@ values of further features are ignored and counted in ``n_ignored``.
 from __future__ import annotations
 
 import numbers
+from bisect import bisect_right
 from typing import Any
 
 from river.base import DriftAndWarningDetector
@@ -123,35 +124,62 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
         self._n += 1
         signals: list[DriftSignal] = []
         features = self._features
+        present = 0  # tracked features with a value in x: all of x's keys, when it equals len(x)
         for name, (numeric, detectors) in features.items():
             v = x.get(name)
-            # floats in numeric features: the common case, checked first
-            if (
-                not (numeric and type(v) is float)
-                and v is not None
-                and _is_number(v) != numeric
-                and not is_missing(v)
-            ):
-                self._n_mismatched[name] = self._n_mismatched.get(name, 0) + 1
-                if numeric:
-                    v = None
+            if v is None:
+                pass
+            elif numeric and type(v) is float:  # the common case, checked first
+                present += 1
+                psi = detectors[0]
+                edges = psi._edges
+                if edges is not None and v == v:
+                    # StreamingPSI.update for a number once the bins are frozen, inlined (a call
+                    # per feature was most of the cost); tests pin equality with StreamingPSI.
+                    psi._drift_detected = psi._warning_detected = False
+                    psi._n += 1
+                    b = bisect_right(edges, v)
+                    window, counts, size = psi._window, psi._counts, psi.window_size
+                    full = len(window) == size
+                    if full:
+                        counts[window[0]] -= 1  # append() below evicts it
+                    window.append(b)
+                    counts[b] += 1
+                    if full or len(window) == size:
+                        psi._until_check -= 1
+                        if psi._until_check == 0:
+                            psi._until_check = psi.check_every
+                            psi._check()
+                            if psi._drift_detected or psi._warning_detected:
+                                signals.append(psi.signal(feature=name))
+                    detectors = detectors[1:]  # KS, when on
+            else:
+                present += 1
+                if _is_number(v) != numeric and not is_missing(v):
+                    self._n_mismatched[name] = self._n_mismatched.get(name, 0) + 1
+                    if numeric:
+                        v = None
             for det in detectors:
                 det.update(v)
                 if det._drift_detected or det._warning_detected:
                     signals.append(det.signal(feature=name))
-        for name, v in x.items():
-            if name in features or is_missing(v):
-                continue
-            if len(features) >= self.max_features:
-                self._n_ignored += 1
-                continue
-            numeric = _is_number(v)
-            features[name] = (numeric, self._new_detectors(numeric))
-            for det in features[name][1]:
-                det.update(v)
+        if present < len(x):  # features not tracked yet
+            for name, v in x.items():
+                if name in features or is_missing(v):
+                    continue
+                if len(features) >= self.max_features:
+                    self._n_ignored += 1
+                    continue
+                numeric = _is_number(v)
+                features[name] = (numeric, self._new_detectors(numeric))
+                for det in features[name][1]:
+                    det.update(v)
         self._signals = signals
-        self._drift_detected = any(s.level == "drift" for s in signals)
-        self._warning_detected = bool(signals) and not self._drift_detected
+        if signals:
+            self._drift_detected = any(s.level == "drift" for s in signals)
+            self._warning_detected = not self._drift_detected
+        else:
+            self._drift_detected = self._warning_detected = False
 
     @property
     def signals(self) -> list[DriftSignal]:
