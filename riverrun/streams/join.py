@@ -32,6 +32,7 @@ from collections import OrderedDict
 from typing import Any
 
 from riverrun.streams.buckets import LABEL_DELAY_BOUNDS, Buckets
+from riverrun.streams.packing import FeaturePacker
 
 
 class LabelJoin:
@@ -39,8 +40,9 @@ class LabelJoin:
 
     def __init__(self, ttl_seconds: float):
         self.ttl_seconds = ttl_seconds
-        # event_id -> (expires_at, x), in arrival (= deadline) order
-        self._pending: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        # event_id -> (expires_at, x packed), in arrival (= deadline) order
+        self._pending: OrderedDict[str, tuple[float, tuple | dict]] = OrderedDict()
+        self._packer = FeaturePacker()
         # event_id -> (expires_at, y, ts, partition, offset)
         self._early: OrderedDict[str, tuple] = OrderedDict()
         # event ids whose wait expired -> forget_at (one more TTL), so a late label is explained
@@ -66,7 +68,7 @@ class LabelJoin:
     def add_event(self, event_id: str, ts: float, x: dict) -> None:
         """Remember the features of a served event until its label comes."""
         deadline = ts + self.ttl_seconds
-        self._pending[event_id] = (deadline, x)
+        self._pending[event_id] = (deadline, self._features_packer().pack(x))
         if deadline < self.quiet_until:
             self.quiet_until = deadline
 
@@ -79,6 +81,12 @@ class LabelJoin:
         if event_ts is not None:
             self._delays().observe(max(0.0, early[2] - event_ts))
         return early[1], early[2]
+
+    def _features_packer(self) -> FeaturePacker:
+        packer = getattr(self, "_packer", None)
+        if packer is None:  # state pickled before packing: its entries are dicts, still read
+            packer = self._packer = FeaturePacker()
+        return packer
 
     def _delays(self) -> Buckets:
         delays = getattr(self, "label_delay", None)
@@ -107,7 +115,7 @@ class LabelJoin:
         if pending is not None:
             self.n_joined += 1
             self._delays().observe(max(0.0, ts - (pending[0] - self.ttl_seconds)))
-            return pending[1]
+            return FeaturePacker.unpack(pending[1])
         deadline = ts + self.ttl_seconds
         self._early[event_id] = (deadline, y, ts, partition, offset)
         if deadline < self.quiet_until:
