@@ -12,7 +12,7 @@ from functools import partial
 
 import pytest
 
-from riverrun.learners.lifecycle import Checkpoint, ModelLifecycle, PolicyConfig
+from riverrun.learners.lifecycle import Checkpoint, ModelLifecycle, PolicyConfig, labels_since_change
 from riverrun.registry import open_registry
 from riverrun.schemas import ModelEvent
 from riverrun.streams.connectors import RegistrySink
@@ -103,6 +103,23 @@ def test_rollback_restores_the_checkpoint_exactly_and_pausing_keeps_it():
     assert [lc.champion.model.predict_proba_one(x) for x in probe] == [
         restored.predict_proba_one(x) for x in probe
     ]
+
+
+def test_the_fresh_challenger_first_learns_the_labels_since_the_change(scenario_run):
+    # The drift is at event 5000: its first label is learned at 5050 and ADWIN's warning comes
+    # with the 9th (5058); the change point of the champion's errors finds those 9 labels.
+    _, outputs, _ = scenario_run
+    (started_at, started), *_ = actions(outputs, "challenger_started")
+    assert started_at == 5058 and "from the 9 buffered labels since the change" in started.reason
+
+
+def test_labels_since_change_finds_a_rise_of_the_error_rate():
+    assert labels_since_change([]) == 0 and labels_since_change([False] * 5) == 0
+    assert labels_since_change([True] * 200 + [False, False, True, False] * 5) == 20
+    assert labels_since_change([False] * 50 + [True] * 50) == 0  # the error fell: no change
+    # the split of max likelihood, with the error higher after it
+    oks = [True] * 100 + [False] * 3 + [True] * 97
+    assert labels_since_change(oks) == 100
 
 
 def test_action_cap_pauses_without_rolling_back():

@@ -105,6 +105,40 @@ class Checkpoint:
     event_time_end: datetime | None
 
 
+def labels_since_change(oks: list[bool]) -> int:
+    """How many of the last labels came after the change in a model's error rate.
+
+    ``oks`` says, oldest first, whether the model was right. The change point is the split that
+    best explains the errors as two Bernoulli segments (maximum likelihood) with a *higher* error
+    rate after it; 0 when no split beats one segment. A warning comes some labels after a sudden
+    change: a fresh model that learns those labels too catches up sooner.
+
+    >>> labels_since_change([True] * 50 + [False, True, False, False, True, False])
+    6
+    >>> labels_since_change([True] * 30)
+    0
+    """
+    n = len(oks)
+    total = n - sum(oks)  # errors
+
+    def loglik(errors: int, m: int) -> float:
+        if errors == 0 or errors == m:
+            return 0.0
+        p = errors / m
+        return errors * math.log(p) + (m - errors) * math.log(1 - p)
+
+    best_split, best = n, loglik(total, n)
+    before = 0  # errors in oks[:split]
+    for split in range(1, n):
+        before += not oks[split - 1]
+        after = total - before
+        if after * split > before * (n - split):  # the error rate rose at split
+            value = loglik(before, split) + loglik(after, n - split)
+            if value > best:
+                best_split, best = split, value
+    return n - best_split
+
+
 class _Frozen:
     """A checkpoint kept in memory: it predicts while candidates are judged, never learns.
 
@@ -201,24 +235,25 @@ class ModelLifecycle:
         """The champion's prediction (served); challengers predict in shadow; the feature and
         prediction monitors see what was served on (their events: ``drain()``)."""
         served = self.champion.predict(event_id, x)
-        if not self.config.enabled:
+        config = self.config
+        if not config.enabled:
             return served
         if ts is not None:
             self.last_ts = ts
         if self.challengers:
             for challenger in self.challengers.values():
                 challenger.predict(event_id, x)
-        self._n_served += 1
-        if self._n_served % self.config.monitor_every:  # the hot path ends here
+        n = self._n_served = self._n_served + 1
+        if n % config.monitor_every:  # the hot path ends here
             return served
-        if self.covariate is not None:
-            self.covariate.update(x)
-            if self.covariate.drift_detected:  # one alert (and checkpoint) per update
-                self._alert("covariate_shift", self.covariate.signal(), checkpoint=True)
-        if self.predictions is not None and served.proba:
-            self.predictions.update(served.proba.get(True, 0.0))
-            if self.predictions.drift_detected:
-                self._alert("prediction_drift", self.predictions.signal())
+        if (covariate := self.covariate) is not None:
+            covariate.update(x)
+            if covariate._drift_detected:  # one alert (and checkpoint) per update
+                self._alert("covariate_shift", covariate.signal(), checkpoint=True)
+        if (predictions := self.predictions) is not None and served.proba:
+            predictions.update(served.proba.get(True, 0.0))
+            if predictions._drift_detected:
+                self._alert("prediction_drift", predictions.signal())
         return served
 
     def drain(self) -> list[ModelEvent | Checkpoint]:
@@ -247,24 +282,25 @@ class ModelLifecycle:
         champion_ok = self.champion.learn(event_id, x, y).y_pred == y
         if not config.enabled:
             return []
-        self.n_labels += 1
+        n = self.n_labels = self.n_labels + 1
         self.last_ts = ts
         self._position = position
         out = self.drain() if self._pending_events else []
 
+        challengers = self.challengers
         shadow: dict[str, bool] | None = None
-        if self.challengers:
+        if challengers:
             shadow = {CHAMPION: champion_ok}
-            for recipe, challenger in self.challengers.items():
+            for recipe, challenger in challengers.items():
                 # A challenger started after this event was served is scored test-then-train.
                 shadow[f"challenger:{recipe}"] = challenger.learn(event_id, x, y).y_pred == y
-            if "fresh" in self.challengers:
+            if "fresh" in challengers:
                 self._fresh_score[0] += champion_ok
                 self._fresh_score[1] += shadow["challenger:fresh"]
-        if self.labels is not None and self.n_labels % config.monitor_every == 0:
-            self.labels.update(y)
-            if self.labels.drift_detected:
-                self._alert("prior_shift", self.labels.signal(), checkpoint=True, out=out)
+        if n % config.monitor_every == 0 and (labels := self.labels) is not None:
+            labels.update(y)
+            if labels._drift_detected:
+                self._alert("prior_shift", labels.signal(), checkpoint=True, out=out)
         if config.decide_at_drift:
             self._recent.append((x, y, champion_ok))
 
@@ -272,12 +308,12 @@ class ModelLifecycle:
             return out
         if self._evaluation is not None:
             self._evaluate(x, y, champion_ok, shadow, out)
-        else:
-            if "fresh" in self.challengers and self.n_labels - self._fresh_since > config.fresh_patience:
-                del self.challengers["fresh"]  # a warning no drift followed: stop paying for it
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= config.checkpoint_every and self.n_labels >= self._cooldown_until:
-                out += self.checkpoint("periodic")
+            return out
+        if challengers and "fresh" in challengers and n - self._fresh_since > config.fresh_patience:
+            del challengers["fresh"]  # a warning no drift followed: stop paying for it
+        since = self._since_checkpoint = self._since_checkpoint + 1
+        if since >= config.checkpoint_every and n >= self._cooldown_until:
+            out += self.checkpoint("periodic")
         return out
 
     def _on_concept_alarm(self, ts: datetime | None, out: list) -> bool:
@@ -326,21 +362,32 @@ class ModelLifecycle:
             self._evaluation = None
 
     def _start_fresh_challenger(self, out: list) -> None:
-        """A fresh model of the champion's recipe, learning the world since the warning. One
-        started more than ``fresh_patience`` labels ago has seen the old world too: replaced."""
+        """A fresh model of the champion's recipe, learning the world since the change: it first
+        learns the buffered labels after the change point of the champion's errors
+        (``labels_since_change``; none when ``decide_at_drift`` is off: nothing is buffered),
+        then every label. One started more than ``fresh_patience`` labels ago has seen the old
+        world too: replaced."""
         if "fresh" in self.challengers and (
             self._evaluation is not None or self.n_labels - self._fresh_since <= self.config.fresh_patience
         ):
             return
         self._fresh_since = self.n_labels
         self._fresh_score = [0, 0]
-        self.challengers["fresh"] = OnlineLearner(
+        fresh = self.challengers["fresh"] = OnlineLearner(
             f"{self.name}:fresh", self.recipe, self.champion.window_size
         )
+        # The warning comes some labels after the change: those labels are the new world too.
+        recent = self._recent
+        k = labels_since_change([ok for _, _, ok in recent])
+        for x, y, _ in list(recent)[len(recent) - k :]:
+            fresh.model.learn_one(x, y)  # trained on, not scored (its score starts now)
         out.append(
             self._event(
                 "challenger_started",
-                reason=f"drift warning: a fresh model of {self.recipe!r} learns in shadow",
+                reason=(
+                    f"drift warning: a fresh model of {self.recipe!r} learns in shadow, from the "
+                    f"{k} buffered labels since the change"
+                ),
             )
         )
 
