@@ -391,11 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
         "as `run`, in event-time order (a label at time t before an event at t), deciding "
         "exactly as live does. Every --model runs with every --policy in one pass over the "
         "input. Writes OUT/predictions.jsonl (one per event and run, in event order; "
-        "byte-identical for the same input), dead-letter.jsonl, model-events.jsonl, "
+        "byte-identical for the same input), dead-letter.jsonl (stamped with each record's own "
+        "event time, not the wall clock, and sorted: byte-identical too), model-events.jsonl, "
         "report.json (one entry per run), report.html (summary table, rolling metrics with "
         "drift and action markers, label delay, PSI per feature) and metrics.png. With "
         "--features none and --policy none it equals River's "
-        "evaluate.progressive_val_score(moment=event time, delay=...).",
+        "evaluate.progressive_val_score(moment=event time, delay=...). --from-kafka also "
+        "reads the control topic over the same range: operator rollbacks and checkpoints take "
+        "effect at their event time, as they did live.",
         epilog=EPILOG,
     )
     p.add_argument("--events", type=Path, help="events JSON Lines file")
