@@ -25,6 +25,7 @@ import math
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from operator import eq, gt, lt
 
 from river import drift
 from river.datasets import synth
@@ -102,7 +103,8 @@ def main() -> None:
     }
     seeds = range(1, args.seeds + 1)
     print(f"cumulative accuracy against the true labels, mean of seeds {seeds[0]}..{seeds[-1]}")
-    print(f"(and seed {DEMO_SEED}, the demo's, with riverrun's actions at event indices)\n")
+    print(f"(and seed {DEMO_SEED}, the demo's, with riverrun's actions at event indices); w/t/l: the seeds")
+    print("on which riverrun wins, ties or loses against River's DRC\n")
     print(f"{'stream':<40}{'no policy':>11}{'River DRC':>11}{'riverrun':>11}")
     for name, make in families.items():
         scores: dict[str, list[float]] = {"none": [], "drc": [], "ours": []}
@@ -116,7 +118,9 @@ def main() -> None:
             if seed == DEMO_SEED:
                 demo = actions
         means = [sum(v[1:]) / len(v[1:]) for v in scores.values()]
-        print(f"{name:<40}" + "".join(f"{m:>11.4f}" for m in means))
+        pairs = list(zip(scores["ours"][1:], scores["drc"][1:], strict=True))
+        record = "/".join(str(sum(f(a, b) for a, b in pairs)) for f in (gt, eq, lt))
+        print(f"{name:<40}" + "".join(f"{m:>11.4f}" for m in means) + f"   vs DRC w/t/l {record}")
         shown = ", ".join(f"{a}@{i}" for i, a in demo) or "none"
         row = "".join(f"{v[0]:>11.4f}" for v in scores.values())
         print(f"{'  seed ' + str(DEMO_SEED):<40}{row}   {shown}")

@@ -152,6 +152,8 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
                             psi._check()
                             if psi._drift_detected or psi._warning_detected:
                                 signals.append(psi.signal(feature=name))
+                    if len(detectors) == 1:
+                        continue
                     detectors = detectors[1:]  # KS, when on
             else:
                 present += 1

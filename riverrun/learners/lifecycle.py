@@ -238,14 +238,14 @@ class ModelLifecycle:
         config = self.config
         if not config.enabled:
             return served
-        if ts is not None:
-            self.last_ts = ts
         if self.challengers:
             for challenger in self.challengers.values():
                 challenger.predict(event_id, x)
         n = self._n_served = self._n_served + 1
-        if n % config.monitor_every:  # the hot path ends here
+        if n % config.monitor_every:  # the hot path ends here (learn() keeps last_ts for its events)
             return served
+        if ts is not None:  # the event time of the alerts below
+            self.last_ts = ts
         if (covariate := self.covariate) is not None:
             covariate.update(x)
             if covariate._drift_detected:  # one alert (and checkpoint) per update
