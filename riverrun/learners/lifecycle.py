@@ -83,6 +83,9 @@ class PolicyConfig:
     reference_size: int = 500  # sampled values forming each monitor's reference
     monitor_window: int = 500  # sampled values in each monitor's sliding window
     monitor_every: int = 10  # distribution monitors see every n-th event/label (a sample) ...
+    monitor_batch: int = 5  # ... the served ones fed this many at a time: their state is then in
+    # cache (a sample at a time cost about twice as much); alerts come at most
+    # (monitor_batch - 1) * monitor_every events later
     monitor_check_every: int = 25  # ... and test every this many sampled values
     psi_warning: float = 0.1  # PSI conventions: < 0.1 stable, 0.1-0.2 moderate, > 0.2 shifted
     psi_threshold: float = 0.2
@@ -213,6 +216,7 @@ class ModelLifecycle:
         self._actions: deque[int] = deque()  # label counts at which rollbacks/promotions happened
         self._evaluation: _Evaluation | None = None
         self._n_served = 0
+        self._sampled: list[tuple[dict, dict | None]] = []  # served samples not yet monitored
         self._fresh_since = 0  # labels seen when the fresh challenger started
         self._fresh_score = [0, 0]  # champion, fresh: correct on the labels since then
         self._recent: deque[tuple[dict, Any, bool]] = deque(maxlen=self.config.decision_window)
@@ -233,7 +237,8 @@ class ModelLifecycle:
 
     def predict(self, event_id: str, x: dict, ts: datetime | None = None) -> Served:
         """The champion's prediction (served); challengers predict in shadow; the feature and
-        prediction monitors see what was served on (their events: ``drain()``)."""
+        prediction monitors see a sample of what was served on, in batches (``monitor_every``,
+        ``monitor_batch``; their events: ``drain()``)."""
         served = self.champion.predict(event_id, x)
         config = self.config
         if not config.enabled:
@@ -244,17 +249,32 @@ class ModelLifecycle:
         n = self._n_served = self._n_served + 1
         if n % config.monitor_every:  # the hot path ends here (learn() keeps last_ts for its events)
             return served
-        if ts is not None:  # the event time of the alerts below
-            self.last_ts = ts
-        if (covariate := self.covariate) is not None:
-            covariate.update(x)
-            if covariate._drift_detected:  # one alert (and checkpoint) per update
-                self._alert("covariate_shift", covariate.signal(), checkpoint=True)
-        if (predictions := self.predictions) is not None and served.proba:
-            predictions.update(served.proba.get(True, 0.0))
-            if predictions._drift_detected:
-                self._alert("prediction_drift", predictions.signal())
+        try:
+            batch = self._sampled
+        except AttributeError:  # state pickled before batches existed
+            batch = self._sampled = []
+        batch.append((x, served.proba))
+        if len(batch) >= config.monitor_batch:
+            self._sampled = []
+            if ts is not None:  # the event time of the alerts
+                self.last_ts = ts
+            self._monitor(batch)
         return served
+
+    def _monitor(self, batch: list[tuple[dict, dict | None]]) -> None:
+        """Feed a batch of sampled (features, served probabilities) to the label-free monitors,
+        in order; alerts (and checkpoints) go to ``drain()``."""
+        if (covariate := self.covariate) is not None:
+            for x, _ in batch:
+                covariate.update(x)
+                if covariate._drift_detected:  # one alert (and checkpoint) per update
+                    self._alert("covariate_shift", covariate.signal(), checkpoint=True)
+        if (predictions := self.predictions) is not None:
+            for _, proba in batch:
+                if proba:
+                    predictions.update(proba.get(True, 0.0))
+                    if predictions._drift_detected:
+                        self._alert("prediction_drift", predictions.signal())
 
     def drain(self) -> list[ModelEvent | Checkpoint]:
         """Events and checkpoints raised while serving (label-free alerts)."""
