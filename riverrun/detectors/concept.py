@@ -110,39 +110,50 @@ class ConceptDriftDetector(DriftAndWarningDetector):
             x = float(error)
             if not -_INF < x < _INF:  # NaN fails this too
                 raise ValueError(f"ConceptDriftDetector: error must be finite, got {error!r}")
+            if self.method == "hddm_a" and not 0.0 <= x <= 1.0:
+                raise ValueError(f"ConceptDriftDetector('hddm_a'): error must be in [0, 1], got {error!r}")
+        if self._drift_detected or self._warning_detected:  # the last update fired: restart
+            self._restart()
+        self._n += 1
+        self._count += 1
+        if x:
+            self._sum += x
+        warner = self._warner
+        if warner is None:
+            return self._update_other(x)
+        # ADWIN and its warning ADWIN, the hot path: the body of river.drift.ADWIN.update
+        # (0.26.1) inlined; tests/test_detectors.py pins equality with River's ADWIN.
+        det = self._detector
+        if det._helper.update(x):
+            det._drift_detected = True
+            warner._reset()  # both restart on the new concept
+            self.rising = det.estimation > self._sum / self._count
+            self._drift_detected = True
+            self._n_detections += 1
+            return True
+        if warner._helper.update(x):
+            warner._drift_detected = True
+            self.rising = warner.estimation > self._sum / self._count
+            self._warning_detected = True
+            self._n_warnings += 1
+            return True
+        return False
+
+    def _restart(self) -> None:
+        """After an alarm: the errors since the last drift start again, and an ADWIN that fired
+        restarts (as river.drift.ADWIN.update does); the alarm flags clear."""
         if self._drift_detected:
             self._sum, self._count = 0.0, 0
-        self._n += 1
-        self._sum += x
-        self._count += 1
-        warner = self._warner
-        if warner is not None:  # ADWIN and its warning ADWIN: the hot path, kept short
-            # The body of river.drift.ADWIN.update (0.26.1), inlined: it restarts after a drift,
-            # then feeds its window. tests/test_detectors.py pins equality with River's ADWIN.
-            det = self._detector
-            if self._drift_detected or self._warning_detected:  # the one that fired restarts
-                if det._drift_detected:
-                    det._reset()
-                if warner._drift_detected:
-                    warner._reset()
-            if det._helper.update(x):
-                det._drift_detected = True
-                warner._reset()  # both restart on the new concept
-                self.rising = det.estimation > self._sum / self._count
-                self._drift_detected, self._warning_detected = True, False
-                self._n_detections += 1
-                return True
-            if warner._helper.update(x):
-                warner._drift_detected = True
-                self.rising = warner.estimation > self._sum / self._count
-                self._drift_detected, self._warning_detected = False, True
-                self._n_warnings += 1
-                return True
-            self._drift_detected = self._warning_detected = False
-            return False
+        if self._warner is not None:
+            if self._detector._drift_detected:
+                self._detector._reset()
+            if self._warner._drift_detected:
+                self._warner._reset()
+        self._drift_detected = self._warning_detected = False
+
+    def _update_other(self, x: float) -> bool:
+        """HDDM-A or KSWIN (or ADWIN without warnings): River's ``update``, then the flags."""
         det = self._detector
-        if self.method == "hddm_a" and not 0.0 <= x <= 1.0:
-            raise ValueError(f"ConceptDriftDetector('hddm_a'): error must be in [0, 1], got {error!r}")
         det.update(x)
         drifted = det.drift_detected
         warned = False
