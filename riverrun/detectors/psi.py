@@ -119,7 +119,10 @@ class StreamingPSI(DriftAndWarningDetector):
         self._last: float | None = None  # PSI at the last check
 
     def update(self, x: Any) -> None:
-        """Count ``x`` (a real number; None or NaN is missing)."""
+        """Count ``x`` (a real number; None or NaN is missing).
+
+        ``CovariateShiftMonitor.update`` inlines this for floats once the bins are frozen: change
+        both together (tests/test_detectors.py pins their equality)."""
         self._drift_detected = self._warning_detected = False
         edges = self._edges
         if edges is None:
