@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -71,12 +73,42 @@ def write_config(servers: str, base: Path, inputs: dict[str, str], partitions: i
     return path
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (/proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    """The local Kafka broker's process (``kafka.Kafka`` on this machine), if any."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"kafka.Kafka" in (proc / "cmdline").read_bytes():
+                    return int(proc.name)
+            except OSError:
+                continue
+    return None
+
+
+@dataclass
+class Timing:
+    total: float  # seconds from start to the last prediction
+    steady: float  # ... from the first prediction to the last
+    flow_cpu: float  # CPU seconds of the flow's processes, start to last prediction
+    broker_cpu: float  # ... of the broker (0 when it is not local)
+
+
 def timed_run(
     config: Path, processes: int, n: int, servers: str, timeout: float, shards: bool = False
-) -> tuple[float, float]:
-    """(seconds from start to the last prediction, seconds from the first to the last)."""
+) -> Timing:
     settings = load_settings(config)
     reader = PredictionReader(servers, settings.topics.predictions, partitions=settings.topics.partitions)
+    broker = broker_pid()
+    broker_start = cpu_seconds(broker) if broker else 0.0
     flow = FlowCluster(config, config.parent / "flow.log", processes, shards=shards).start()
     start = time.monotonic()
     first = None
@@ -89,10 +121,12 @@ def timed_run(
             if first is None and reader.predictions.first:
                 first = time.monotonic()
         end = time.monotonic()
+        flow_cpu = sum(cpu_seconds(p.pid) for p in flow.procs)
+        broker_cpu = cpu_seconds(broker) - broker_start if broker else 0.0
     finally:
         flow.stop()
         reader.close()
-    return end - start, end - (first or start)
+    return Timing(end - start, end - (first or start), flow_cpu, broker_cpu)
 
 
 def main() -> None:
@@ -105,7 +139,6 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None, help="default: $KAFKA_BOOTSTRAP_SERVERS")
     parser.add_argument("--no-cluster", action="store_true", help="skip the 2-process Bytewax cluster")
     args = parser.parse_args()
-    import os
 
     servers = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     events, labels = make_stream(args.events, args.segments)
@@ -128,11 +161,13 @@ def main() -> None:
                 config = write_config(
                     servers, base, inputs, args.partitions, f"r{r}-{name.replace(' ', '-')}"
                 )
-                total, steady = timed_run(config, processes, len(events), servers, args.timeout, shards)
-                got[name] = len(events) / steady
+                t = timed_run(config, processes, len(events), servers, args.timeout, shards)
+                got[name] = len(events) / t.steady
                 print(
                     f"round {r + 1}: {name}: {got[name]:,.0f} events/s "
-                    f"(first->last prediction {steady:.1f}s, with startup {total:.1f}s)",
+                    f"(first->last prediction {t.steady:.1f}s, with startup {t.total:.1f}s; CPU "
+                    f"{t.flow_cpu / len(events) * 1e6:.0f} us per event in the flow, broker "
+                    f"{t.broker_cpu:.1f} s = {t.broker_cpu / t.total:.0%} of a core)",
                     flush=True,
                 )
             for name in ratios:
