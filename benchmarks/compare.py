@@ -207,17 +207,8 @@ def memory_figures(args, events, labels) -> None:
 
 
 def rss_figures(args) -> None:
-    every = max(1, args.rss_events // 20)
-    print(f"\nRSS of riverrun replay (lr, features default) over {args.rss_events:,} events:", flush=True)
-    r = memory.rss_over_replay(args.rss_events, every, args.rss_budget, log=print)
-    print("  " + ", ".join(f"{d // 1000:,}k: {mb:.0f} MB" for d, mb in r["samples"]))
-    done = "all" if r["finished"] else f"stopped at the {args.rss_budget:.0f} s budget after"
-    print(
-        f"  {done} {r['events']:,} events in {r['seconds']:.0f} s; RSS start {r['start_mb']:.0f} MB, "
-        f"after 10% {r['warm_mb']:.0f} MB, end {r['end_mb']:.0f} MB, max {r['max_mb']:.0f} MB; "
-        f"after 10%: {r['min_after_warm_mb']:.0f}-{r['max_after_warm_mb']:.0f} MB, "
-        f"flat within +-10%: {'yes' if r['flat'] else 'NO'}"
-    )
+    print()
+    memory.report_rss(args.rss_events, args.rss_budget)
 
 
 def profile(args, events, labels) -> None:

@@ -228,16 +228,12 @@ def _rss_run(tmp: Path, n: int, every: int, budget_seconds: float, log) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="RSS of riverrun replay over a long stream")
-    parser.add_argument("--rss-events", type=int, default=5_000_000)
-    parser.add_argument("--rss-budget", type=float, default=3000.0, help="seconds at most for the replay")
-    parser.add_argument("--samples", type=int, default=20)
-    args = parser.parse_args()
-    print(f"RSS of riverrun replay (lr, features default) over {args.rss_events:,} events:", flush=True)
-    r = rss_over_replay(args.rss_events, max(1, args.rss_events // args.samples), args.rss_budget)
+def report_rss(n: int, budget_seconds: float, samples: int = 20) -> None:
+    """Run ``rss_over_replay`` and print its figures (``main`` and ``compare.py --only rss``)."""
+    print(f"RSS of riverrun replay (lr, features default) over {n:,} events:", flush=True)
+    r = rss_over_replay(n, max(1, n // samples), budget_seconds)
     print("  " + ", ".join(f"{d // 1000:,}k: {mb:.0f} MB" for d, mb in r["samples"]))
-    done = "all" if r["finished"] else f"stopped at the {args.rss_budget:.0f} s budget after"
+    done = "all" if r["finished"] else f"stopped at the {budget_seconds:.0f} s budget after"
     print(
         f"  {done} {r['events']:,} events in {r['seconds']:.0f} s; RSS start {r['start_mb']:.0f} MB, "
         f"after 10% {r['warm_mb']:.0f} MB, end {r['end_mb']:.0f} MB, max {r['max_mb']:.0f} MB; "
@@ -245,6 +241,15 @@ def main() -> None:
         f"flat within +-10%: {'yes' if r['flat'] else 'NO'}; writing the report after the stream: "
         f"max {r['report_phase_max_mb'] or 0:.0f} MB"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="RSS of riverrun replay over a long stream")
+    parser.add_argument("--rss-events", type=int, default=5_000_000)
+    parser.add_argument("--rss-budget", type=float, default=3000.0, help="seconds at most for the replay")
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    report_rss(args.rss_events, args.rss_budget, args.samples)
 
 
 if __name__ == "__main__":
