@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,22 @@ def fresh_settings(
     settings = load_settings(path, **(secrets or {}))
     create_topics(settings)
     return settings, path
+
+
+def riverrun_models(config: Path, *args: str) -> None:
+    """``riverrun models ARGS -c CONFIG`` in a subprocess, as an operator runs it (with the
+    registry key in its environment); it must succeed."""
+    env = {**os.environ, "RIVERRUN_REGISTRY__KEY": REGISTRY_KEY}
+    sent = subprocess.run(
+        [sys.executable, "-m", "riverrun.streams.cli", "models", *args, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr
 
 
 class Flow:
@@ -142,3 +159,66 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+@dataclass
+class OperatorRollbackRun:
+    """What ``run_operator_rollback`` leaves: the stream, the config and what the flow published."""
+
+    settings: Settings
+    config: Path
+    events: list
+    first: list  # served by v1
+    later: list  # served after the rollback, by v2
+    predictions: TopicReader
+    model_events: TopicReader
+    dead_letters: TopicReader
+
+
+def run_operator_rollback(servers: str, tmp: Path, reason: str) -> OperatorRollbackRun:
+    """A live ``riverrun run`` (lifecycle on) over 3,000 events, until its first checkpoint is in
+    the registry; then ``riverrun models rollback lr 1`` timed between the 3,000th and the next
+    event (no tie to break), a rollback to a missing version (v99), and 2,000 more events."""
+    from datetime import timedelta
+
+    from riverrun.registry import open_registry
+    from riverrun.streams.connectors import VerifiedProducer
+    from riverrun.streams.kafka import publish_stream
+    from riverrun.streams.scenarios import Scenario
+    from riverrun.streams.synth import to_records
+
+    rows = list(Scenario(n=5000, drift_at=10**9, corrupt_from=10**9, corrupt_to=10**9, shift_at=10**9).rows())
+    events, labels = to_records([(x, y) for x, y, _ in rows], label_delay=timedelta(seconds=20))
+    settings, config = fresh_settings(servers, tmp, policy=True, features="none", max_wait_ms=1000)
+    first, later = events[:3000], events[3000:]
+    publish_stream(settings, first, [lb for lb in labels if lb.ts <= first[-1].ts])
+    flow = Flow(config, tmp / "flow.log").start()
+    predictions = TopicReader(servers, settings.topics.predictions)
+    model_events = TopicReader(servers, settings.topics.model_events)
+    dead_letters = TopicReader(servers, settings.topics.dead_letter)
+    registry = open_registry(str(tmp / "registry"), REGISTRY_KEY.encode())
+    at = (later[0].ts - (later[0].ts - first[-1].ts) / 2).isoformat()
+    try:
+        predictions.read_until(lambda m: len(m) >= len(first), 120, flow)
+        deadline = time.monotonic() + 60
+        while not registry.versions("lr") and time.monotonic() < deadline:
+            time.sleep(0.5)  # the checkpoint at 2,000 labels is persisted by the flow
+        assert registry.versions("lr"), flow.log_tail()
+        riverrun_models(config, "rollback", "lr", "1", "--at", at, "--reason", reason)
+        bad = VerifiedProducer(settings.kafka.client_config())
+        bad.produce(
+            settings.topics.control,
+            json.dumps({"model": "lr", "command": "rollback", "version": 99, "ts": at}).encode(),
+            b"lr",
+        )
+        bad.flush()
+        publish_stream(settings, later, [lb for lb in labels if lb.ts > first[-1].ts])
+        predictions.read_until(lambda m: len(m) >= len(events), 120, flow)
+        rolled_back = lambda m: any(json.loads(x.value())["action"] == "rollback" for x in m)  # noqa: E731
+        model_events.read_until(rolled_back, 60, flow)
+        dead_letters.read_until(lambda m: len(m) >= 1, 60, flow)
+    finally:
+        flow.kill()
+    return OperatorRollbackRun(
+        settings, config, events, first, later, predictions, model_events, dead_letters
+    )

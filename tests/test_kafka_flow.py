@@ -4,8 +4,6 @@ live equal to replay, and no event lost across a kill -9."""
 from __future__ import annotations
 
 import json
-import os
-import time
 from datetime import timedelta
 
 import pytest
@@ -245,77 +243,15 @@ def test_operator_rollback_through_the_control_topic_applies_in_order(kafka_serv
     """`riverrun models rollback lr 1` reaches the running flow through the control topic and
     takes effect at its event time: predictions before it are served by v1, after it by v2 (the
     rolled-back model). A rollback to a missing version is dead-lettered; serving goes on."""
-    import subprocess
-    import sys
+    from tests.kafka_harness import run_operator_rollback
 
-    from riverrun.registry import open_registry
-    from riverrun.streams.connectors import VerifiedProducer
-    from riverrun.streams.scenarios import Scenario
-    from tests.kafka_harness import REGISTRY_KEY, ROOT
-
-    rows = list(Scenario(n=5000, drift_at=10**9, corrupt_from=10**9, corrupt_to=10**9, shift_at=10**9).rows())
-    events, labels = to_records([(x, y) for x, y, _ in rows], label_delay=timedelta(seconds=20))
-    settings, config = fresh_settings(kafka_servers, tmp_path, policy=True, features="none", max_wait_ms=1000)
-    first, later = events[:3000], events[3000:]
-    publish_stream(settings, first, [lb for lb in labels if lb.ts <= first[-1].ts])
-    flow = Flow(config, tmp_path / "flow.log").start()
-    predictions = TopicReader(kafka_servers, settings.topics.predictions)
-    registry = open_registry(str(tmp_path / "registry"), REGISTRY_KEY.encode())
-    try:
-        predictions.read_until(lambda m: len(m) >= len(first), 120, flow)
-        deadline = time.monotonic() + 60
-        while not registry.versions("lr") and time.monotonic() < deadline:
-            time.sleep(0.5)  # the checkpoint at 2,000 labels is persisted by the flow
-        assert registry.versions("lr"), flow.log_tail()
-        at = later[0].ts.isoformat()
-        env = {**os.environ, "RIVERRUN_REGISTRY__KEY": REGISTRY_KEY}
-        sent = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "riverrun.streams.cli",
-                "models",
-                "rollback",
-                "lr",
-                "1",
-                "-c",
-                str(config),
-                "--at",
-                at,
-                "--reason",
-                "test rollback",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        assert sent.returncode == 0, sent.stderr
-        bad = VerifiedProducer(settings.kafka.client_config())
-        bad.produce(
-            settings.topics.control,
-            json.dumps({"model": "lr", "command": "rollback", "version": 99, "ts": at}).encode(),
-            b"lr",
-        )
-        bad.flush()
-        publish_stream(settings, later, [lb for lb in labels if lb.ts > first[-1].ts])
-        predictions.read_until(lambda m: len(m) >= len(events), 120, flow)
-        events_reader = TopicReader(kafka_servers, settings.topics.model_events)
-        events_reader.read_until(
-            lambda m: any(json.loads(x.value())["action"] == "rollback" for x in m), 60, flow
-        )
-        dead = TopicReader(kafka_servers, settings.topics.dead_letter)
-        dead.read_until(lambda m: len(m) >= 1, 60, flow)
-    finally:
-        flow.kill()
-    versions = {p["event_id"]: p["model_version"] for p in predictions.values()}
-    assert {versions[e.event_id] for e in first} == {1}
-    assert {versions[e.event_id] for e in later} == {2}
-    rollback = next(e for e in events_reader.values() if e["action"] == "rollback")
+    run = run_operator_rollback(kafka_servers, tmp_path, reason="test rollback")
+    versions = {p["event_id"]: p["model_version"] for p in run.predictions.values()}
+    assert {versions[e.event_id] for e in run.first} == {1}
+    assert {versions[e.event_id] for e in run.later} == {2}
+    rollback = next(e for e in run.model_events.values() if e["action"] == "rollback")
     assert (rollback["checkpoint"], rollback["reason"]) == ("registry v1", "test rollback")
     assert rollback["from_version"] == 1 and rollback["to_version"] == 2
-    (letter,) = dead.values()
+    (letter,) = run.dead_letters.values()
     assert letter["kind"] == "control" and letter["reason"] == "checkpoint_refused"
     assert "still serving the current model" in letter["error"]
