@@ -170,7 +170,7 @@ def latency(args, events, labels, rate: float) -> None:
         cut = events[warm - 1].ts
         kb.publish(settings, events[:warm], [lb for lb in labels if lb.ts <= cut])
         if not kb.wait_for(settings.topics.predictions, warm, 120, flow):
-            raise RuntimeError(f"no warm-up predictions:\n{flow.tail()}")
+            raise RuntimeError(f"no warm-up predictions:\n{flow.log_tail()}")
         rest = [lb for lb in labels[: n + 1000] if cut < lb.ts <= events[n - 1].ts]
         start = time.monotonic()
         kb.publish(settings, events[warm:n], rest, rate=rate)
@@ -178,14 +178,20 @@ def latency(args, events, labels, rate: float) -> None:
         kb.wait_for(settings.topics.predictions, n, 120, flow)
     finally:
         flow.stop()
-    ms = kb.latencies(settings.topics.events, settings.topics.predictions, n)
-    ms = sorted(ms[warm + int(rate) :])  # the first second at the rate dropped
-    q = statistics.quantiles(ms, n=100)
+    pairs = kb.latencies(settings.topics.events, settings.topics.predictions, n)[warm + int(rate) :]
     print(
         f"\nlatency of riverrun run at {rate:,.0f} events/s offered ({achieved:,.0f}/s achieved by the "
-        f"publisher, {len(ms):,} events): p50 {q[49]:.1f} ms, p90 {q[89]:.1f} ms, p99 {q[98]:.1f} ms, "
-        f"max {ms[-1]:.1f} ms"
+        f"publisher, {len(pairs):,} events; the first second at the rate dropped):"
     )
+    for name, ms in (
+        ("event -> prediction on Kafka", [t for t, _ in pairs]),
+        ("event -> served", [s for _, s in pairs]),
+    ):
+        ms.sort()
+        q = statistics.quantiles(ms, n=100)
+        print(
+            f"  {name:30} p50 {q[49]:5.1f} ms, p90 {q[89]:5.1f} ms, p99 {q[98]:6.1f} ms, max {ms[-1]:7.1f} ms"
+        )
 
 
 def memory_figures(args, events, labels) -> None:

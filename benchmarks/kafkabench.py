@@ -20,7 +20,9 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
@@ -112,7 +114,10 @@ class Pipeline:
             self.proc.kill()
             self.proc.wait()
 
-    def tail(self, n: int = 30) -> str:
+    def alive(self) -> bool:
+        return self.proc is None or self.proc.poll() is None
+
+    def log_tail(self, n: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
 
@@ -150,30 +155,43 @@ def _consumer() -> Consumer:
     )
 
 
-def wait_for(topic: str, n: int, timeout: float, pipeline: Pipeline) -> bool:
-    """Until ``topic`` (partition 0) holds ``n`` messages, the timeout, or the process died."""
+class Running(Protocol):
+    """What ``wait_for`` watches: a ``Pipeline``, or ``crash_harness.FlowCluster`` (processes)."""
+
+    def alive(self) -> bool: ...
+
+    def log_tail(self, n: int = 30) -> str: ...
+
+
+def high_watermarks(consumer: Consumer, topic: str, partitions: int) -> list[int]:
+    """The end offset of each partition of ``topic``."""
+    return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1] for p in range(partitions)]
+
+
+def wait_for(topic: str, n: int, timeout: float, pipeline: Running, partitions: int = 1) -> bool:
+    """Until ``topic`` holds ``n`` messages (over its first ``partitions`` partitions), the
+    timeout, or the pipeline died. It asks for the end offsets every 0.2 s and reads nothing."""
     consumer = _consumer()
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
-            if high >= n:
+            if sum(high_watermarks(consumer, topic, partitions)) >= n:
                 return True
-            if pipeline.proc is not None and pipeline.proc.poll() is not None:
-                raise RuntimeError(f"{pipeline.argv[:4]} died:\n{pipeline.tail()}")
+            if not pipeline.alive():
+                raise RuntimeError(f"the pipeline died:\n{pipeline.log_tail()}")
             time.sleep(0.2)
         return False
     finally:
         consumer.close()
 
 
-def timestamps_at(topic: str, offsets: list[int]) -> list[float]:
-    """Kafka timestamps (seconds) of the messages at ``offsets`` of partition 0."""
+def timestamps_at(topic: str, offsets: list[int], partition: int = 0) -> list[float]:
+    """Kafka timestamps (seconds) of the messages at ``offsets`` of ``partition``."""
     consumer = _consumer()
     out = []
     try:
         for offset in offsets:
-            consumer.assign([TopicPartition(topic, 0, offset)])
+            consumer.assign([TopicPartition(topic, partition, offset)])
             msg = None
             while msg is None or msg.error() is not None:
                 msg = consumer.poll(10)
@@ -183,6 +201,18 @@ def timestamps_at(topic: str, offsets: list[int]) -> list[float]:
     finally:
         consumer.close()
     return out
+
+
+def first_last(topic: str, partitions: int) -> tuple[float, float]:
+    """Kafka timestamps (s) of the first and the last message of ``topic`` over its partitions
+    (each partition's first and last message: its offsets are contiguous, the writes in order)."""
+    consumer = _consumer()
+    try:
+        highs = high_watermarks(consumer, topic, partitions)
+    finally:
+        consumer.close()
+    ends = [timestamps_at(topic, [0, high - 1], p) for p, high in enumerate(highs) if high]
+    return min(first for first, _ in ends), max(last for _, last in ends)
 
 
 def read_all(topic: str, n: int, timeout: float = 120) -> list[tuple[bytes, float]]:
@@ -216,17 +246,22 @@ def run_pipeline(name: str, pipeline: Pipeline, topic: str, n: int, timeout: flo
         got = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)[1]
         consumer.close()
         if got < 2:
-            raise RuntimeError(f"{name}: {got} predictions in {timeout:.0f} s:\n{pipeline.tail()}")
+            raise RuntimeError(f"{name}: {got} predictions in {timeout:.0f} s:\n{pipeline.log_tail()}")
     first, last = timestamps_at(topic, [0, got - 1])
     return Run(name, got, started, first, last, complete)
 
 
-def latencies(events_topic: str, predictions_topic: str, n: int) -> list[float]:
-    """Per event: Kafka timestamp of its prediction minus Kafka timestamp of the event, in ms."""
+def latencies(events_topic: str, predictions_topic: str, n: int) -> list[tuple[float, float]]:
+    """Per event, in ms, from the event's Kafka timestamp (``CreateTime``: our producer's clock)
+    to: the Kafka timestamp of its prediction (end to end), and the prediction's ``served_at``
+    (the flow's wall clock when the model served it: the input hop and the flow, without the
+    output hop). The same machine's clock on both sides."""
     published = {orjson.loads(v)["event_id"]: ts for v, ts in read_all(events_topic, n)}
     out = []
     for v, ts in read_all(predictions_topic, n):
-        sent = published.get(orjson.loads(v)["event_id"])
+        prediction = orjson.loads(v)
+        sent = published.get(prediction["event_id"])
         if sent is not None:
-            out.append((ts - sent) * 1000.0)
+            served = datetime.fromisoformat(prediction["served_at"]).timestamp()
+            out.append(((ts - sent) * 1000.0, (served - sent) * 1000.0))
     return out

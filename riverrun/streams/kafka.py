@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 
 from bytewax.connectors.kafka import KafkaSource
-from confluent_kafka import KafkaError, KafkaException
+from bytewax.inputs import StatefulSourcePartition
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
@@ -120,15 +122,66 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     return status
 
 
-class _SomePartitionsSource(KafkaSource):
-    """Bytewax's Kafka source over some partitions of its topic (a shard's share)."""
+class _NoWaitConsumer:
+    """A consumer whose ``consume`` never blocks: it takes what librdkafka has fetched already."""
 
-    def __init__(self, *args, partitions: tuple[int, ...], **kwargs):
+    def __init__(self, consumer: Consumer):
+        self._consumer = consumer
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        return self._consumer.consume(num_messages, 0)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _NoWaitPartition(StatefulSourcePartition):
+    """Bytewax's Kafka partition without its blocking wait.
+
+    Bytewax's partition waits up to 1 ms in ``consume`` for a full batch, in the worker's only
+    thread: each poll of a partition with less than a batch waiting (the idle control topic,
+    every input of a live flow that keeps up) holds the whole flow that long. Here a poll
+    returns at once, and an empty one asks to be polled again ``IDLE_POLL_SECONDS`` later
+    (``next_awake``): meanwhile the worker processes what it has, or sleeps."""
+
+    IDLE_POLL_SECONDS = 0.001
+
+    def __init__(self, inner: StatefulSourcePartition):
+        inner._consumer = _NoWaitConsumer(inner._consumer)  # type: ignore[attr-defined]
+        self._inner = inner
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> list:
+        batch = self._inner.next_batch()
+        self._awake = None if batch else datetime.now(UTC) + timedelta(seconds=self.IDLE_POLL_SECONDS)
+        return batch
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    def snapshot(self) -> int | None:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _Source(KafkaSource):
+    """Bytewax's Kafka source with non-blocking partitions (``_NoWaitPartition``), over all the
+    partitions of its topic, or some (a shard's share)."""
+
+    def __init__(self, *args, partitions: tuple[int, ...] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._partitions = frozenset(partitions)
+        self._partitions = None if partitions is None else frozenset(partitions)
 
     def list_parts(self) -> list[str]:
-        return [part for part in super().list_parts() if int(part.split("-", 1)[0]) in self._partitions]
+        parts = super().list_parts()
+        if self._partitions is None:
+            return parts
+        return [part for part in parts if int(part.split("-", 1)[0]) in self._partitions]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _NoWaitPartition:
+        return _NoWaitPartition(super().build_part(step_id, for_part, resume_state))
 
 
 def kafka_source(
@@ -144,9 +197,7 @@ def kafka_source(
     options: dict = dict(
         tail=tail, add_config=conf, batch_size=settings.flow.batch_size, raise_on_errors=False
     )
-    if partitions is not None:
-        return _SomePartitionsSource(brokers, [topic], partitions=partitions, **options)
-    return KafkaSource(brokers, [topic], **options)
+    return _Source(brokers, [topic], partitions=partitions, **options)
 
 
 def publish_stream(
