@@ -80,6 +80,8 @@ import memory
 from throughput import plain_loop
 from throughput import replay_rate as _replay_rate
 
+from riverrun.streams.connectors import VerifiedProducer
+
 ROWS = ("plain", "replay", "live", "quix", "faust")
 
 
@@ -165,15 +167,16 @@ def latency(args, events, labels, rate: float) -> None:
     settings, config = kb.fresh_config(tmp, policy=args.policy)
     flow = kb.riverrun_pipeline(config, tmp / "flow.log")
     flow.start()
+    producer = VerifiedProducer(settings.kafka.client_config())  # connected by the warm-up
     try:
         # warm-up: the flow is up and has predicted before the timed part is published
         cut = events[warm - 1].ts
-        kb.publish(settings, events[:warm], [lb for lb in labels if lb.ts <= cut])
+        kb.publish(settings, events[:warm], [lb for lb in labels if lb.ts <= cut], producer=producer)
         if not kb.wait_for(settings.topics.predictions, warm, 120, flow):
             raise RuntimeError(f"no warm-up predictions:\n{flow.log_tail()}")
         rest = [lb for lb in labels[: n + 1000] if cut < lb.ts <= events[n - 1].ts]
         start = time.monotonic()
-        kb.publish(settings, events[warm:n], rest, rate=rate)
+        kb.publish(settings, events[warm:n], rest, rate=rate, producer=producer)
         achieved = (n - warm) / (time.monotonic() - start)
         kb.wait_for(settings.topics.predictions, n, 120, flow)
     finally:

@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.schemas import Event, Label
+from riverrun.streams.connectors import VerifiedProducer
 from riverrun.streams.kafka import create_topics, publish_stream
 from riverrun.streams.settings import Settings, load_settings
 
@@ -64,8 +65,14 @@ def fresh_config(tmp: Path, policy: bool = False) -> tuple[Settings, Path]:
     return settings, path
 
 
-def publish(settings: Settings, events: list[Event], labels: list[Label], rate: float = 0.0) -> None:
-    publish_stream(settings, events, labels, rate=rate)
+def publish(
+    settings: Settings,
+    events: list[Event],
+    labels: list[Label],
+    rate: float = 0.0,
+    producer: VerifiedProducer | None = None,
+) -> None:
+    publish_stream(settings, events, labels, rate=rate, producer=producer)
 
 
 @dataclass

@@ -207,6 +207,7 @@ def publish_stream(
     rate: float = 0.0,
     on_progress: Callable[[int], None] | None = None,
     key_by: str | None = None,
+    producer: VerifiedProducer | None = None,
 ) -> tuple[int, int]:
     """Publish events and labels in event-time order (a label at t before an event at t), at
     ``rate`` events per second of wall clock (0: as fast as possible). Raw ``bytes`` entries are
@@ -214,8 +215,9 @@ def publish_stream(
 
     Keys: an event's entity and a label's event id; with ``key_by``, both an event and its label
     are keyed by the event's feature ``key_by`` (its segment), so that co-partitioned topics hold
-    them at the same partition number (``--shard``; an event without it keeps its entity)."""
-    producer = VerifiedProducer(settings.kafka.client_config())
+    them at the same partition number (``--shard``; an event without it keeps its entity).
+    ``producer``: one already connected (a new one connects first: its first records wait)."""
+    producer = producer or VerifiedProducer(settings.kafka.client_config())
     t = settings.topics
     keys: dict[str, str] | None = None
     if key_by is not None:
