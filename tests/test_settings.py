@@ -266,3 +266,15 @@ def test_settings_are_frozen():
     s = load_settings()
     with pytest.raises(Exception, match="frozen"):
         s.workers = 2
+
+
+def test_every_policy_setting_reaches_the_lifecycle_config():
+    """The [flow.policy] table and the lifecycle's PolicyConfig have the same fields: none is
+    settable in one and silently missing from the other."""
+    from dataclasses import fields
+
+    from riverrun.learners.lifecycle import PolicyConfig
+    from riverrun.streams.settings import PolicySettings
+
+    assert set(PolicySettings.model_fields) == {f.name for f in fields(PolicyConfig)}
+    assert PolicySettings(monitor_batch=7).config().monitor_batch == 7

@@ -137,6 +137,7 @@ class PolicySettings(_Section):
     reference_size: int = Field(500, ge=10)
     monitor_window: int = Field(500, ge=10)
     monitor_every: int = Field(10, ge=1)
+    monitor_batch: int = Field(5, ge=1, description="sampled events fed to the monitors at a time")
     monitor_check_every: int = Field(25, ge=1)
     psi_warning: float = Field(0.1, gt=0)
     psi_threshold: float = Field(0.2, gt=0)
