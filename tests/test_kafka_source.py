@@ -1,5 +1,6 @@
-"""The flow's Kafka source (``kafka_source``) on the real broker: a poll never waits in the
-worker's thread, an empty one asks to be polled again shortly, and offsets resume exactly."""
+"""The flow's Kafka source (``kafka_source``) on the real broker: records with their origin, a
+poll that never waits in the worker's thread (an empty one asks to be polled again shortly), and
+offsets that resume exactly."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _poll_until(part, n: int, timeout: float = 30.0) -> list:
 def test_a_poll_returns_what_is_there_and_an_empty_one_asks_to_come_back(kafka_servers, tmp_path):
     settings, _ = fresh_settings(kafka_servers, tmp_path)
     create_topics(settings)
-    source = kafka_source(settings, settings.topics.events)
+    source = kafka_source(settings, "event", settings.topics.events)
     (part_name,) = source.list_parts()
     part = source.build_part("events", part_name, None)
     try:
@@ -42,15 +43,17 @@ def test_a_poll_returns_what_is_there_and_an_empty_one_asks_to_come_back(kafka_s
             producer.produce(settings.topics.events, f"m{i}".encode())
         producer.flush()
         got = _poll_until(part, 5)
-        assert [m.value for m in got] == [f"m{i}".encode() for i in range(5)]
-        assert [m.offset for m in got] == list(range(5))
+        assert [r.value for r in got] == [f"m{i}".encode() for i in range(5)]
+        assert [(r.kind, r.origin.topic, r.origin.offset) for r in got] == [
+            ("event", settings.topics.events, i) for i in range(5)
+        ]
         assert part.snapshot() == 5  # the next offset to read
     finally:
         part.close()
 
     resumed = source.build_part("events", part_name, 3)  # recovery resumes at a snapshot
     try:
-        assert [m.value for m in _poll_until(resumed, 2)] == [b"m3", b"m4"]
+        assert [r.value for r in _poll_until(resumed, 2)] == [b"m3", b"m4"]
         assert resumed.next_batch() == [] and resumed.next_awake() is not None
     finally:
         resumed.close()
@@ -65,5 +68,5 @@ def test_a_shard_source_lists_only_its_partitions(kafka_servers, tmp_path):
     deadline = time.monotonic() + 30  # metadata propagates asynchronously
     while partitions_of(settings, topic) != (0, 1, 2, 3) and time.monotonic() < deadline:
         time.sleep(0.1)
-    source = kafka_source(settings, topic, partitions=(1, 3))
+    source = kafka_source(settings, "event", topic, partitions=(1, 3))
     assert source.list_parts() == [f"1-{topic}", f"3-{topic}"]

@@ -30,10 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
@@ -41,7 +39,7 @@ from bytewax.outputs import FixedPartitionedSink, Sink
 
 from riverrun.learners.lifecycle import Checkpoint
 from riverrun.learners.rebuild import rebuilt
-from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, Origin, decode_event, decode_label
+from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, decode_event, decode_label
 from riverrun.streams.connectors import sink_key
 from riverrun.streams.features import EntityFeatures, FeatureMode, identity_features
 from riverrun.streams.items import (
@@ -89,20 +87,6 @@ class FlowSinks:
 # -- stateless steps ---------------------------------------------------------------------------
 
 
-def from_kafka(kind: str):
-    """KafkaSourceMessage -> RawRecord; consumer errors are logged, never data."""
-
-    def convert(msg) -> RawRecord | None:
-        if isinstance(msg, KafkaError):
-            log.warning("kafka consumer error on %s input: %s", kind, msg.err)
-            return None
-        assert isinstance(msg, KafkaSourceMessage)
-        key = msg.key.decode("utf-8", "backslashreplace") if msg.key is not None else None
-        return RawRecord(kind, msg.value, Origin(msg.topic, msg.partition, msg.offset, key))
-
-    return convert
-
-
 def make_decoder(max_bytes: int):
     """RawRecord -> (record, partition, offset), or its DeadLetter."""
 
@@ -119,12 +103,6 @@ def make_decoder(max_bytes: int):
         return (record, raw.origin.partition or 0, raw.origin.offset or 0)
 
     return decode
-
-
-def _batch(convert: Callable[[Any], Any]) -> Callable[[list], list]:
-    """A per-item conversion (None: drop) over a batch: one Python call per batch, not per item
-    (Bytewax's ``filter_map`` runs a generator per item)."""
-    return lambda batch: [r for r in map(convert, batch) if r is not None]
 
 
 def make_batch_decoder(max_bytes: int, metrics: FlowMetrics | None = None):
@@ -353,7 +331,6 @@ def build_dataflow(
     events: Source,
     labels: Source,
     sinks: FlowSinks,
-    kafka: bool = False,
     flow_id: str = "riverrun",
     control: Source | None = None,
     control_loader: Callable[[RawRecord], ControlItem | DeadLetter] | None = None,
@@ -362,7 +339,7 @@ def build_dataflow(
 ) -> Dataflow:
     """The riverrun dataflow over the given sources and sinks.
 
-    ``kafka=True`` means the sources yield ``KafkaSourceMessage`` (converted here). ``control``
+    The sources yield ``RawRecord``s (files, memory, Kafka: ``streams.kafka``). ``control``
     (operator commands) is decoded by ``control_loader`` (which fetches rollback targets from
     the registry) and ordered with the stream by its event time, like a label. ``metrics``
     (this process's ``FlowMetrics``) gets records read, and each model step's numbers every
@@ -375,14 +352,9 @@ def build_dataflow(
 
     raw_events = op.input("events_in", flow, events)
     raw_labels = op.input("labels_in", flow, labels)
-    if kafka:
-        raw_events = op.flat_map_batch("events_from_kafka", raw_events, _batch(from_kafka("event")))
-        raw_labels = op.flat_map_batch("labels_from_kafka", raw_labels, _batch(from_kafka("label")))
     decoded = op.flat_map_batch("decode", op.merge("raw", raw_events, raw_labels), decode_batch)
     if control is not None and control_loader is not None:
         raw_control = op.input("control_in", flow, control)
-        if kafka:
-            raw_control = op.filter_map("control_from_kafka", raw_control, from_kafka("control"))
         commands = op.map("load_control", raw_control, _control_step(control_loader, metrics))
         decoded = op.merge("with_control", decoded, commands)
     valid = op.branch("is_invalid", decoded, lambda r: isinstance(r, DeadLetter))

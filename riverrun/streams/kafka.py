@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from bytewax.connectors.kafka import KafkaSource
-from bytewax.inputs import StatefulSourcePartition
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE as CONSUMER_LAG
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
-from riverrun.schemas import Event, Label
+from riverrun.schemas import Event, Label, Origin
 from riverrun.streams.connectors import VerifiedProducer
+from riverrun.streams.items import Kind, RawRecord
 from riverrun.streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -122,82 +127,124 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     return status
 
 
-class _NoWaitConsumer:
-    """A consumer whose ``consume`` never blocks: it takes what librdkafka has fetched already."""
+class _TailPartition(StatefulSourcePartition[RawRecord, int]):
+    """One partition of a topic, read from an offset on and never ending, as ``RawRecord``s
+    (origin: topic, partition, offset, key). The snapshot is the next offset to read.
 
-    def __init__(self, consumer: Consumer):
-        self._consumer = consumer
-
-    def consume(self, num_messages: int, timeout: float) -> list:
-        return self._consumer.consume(num_messages, 0)
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-class _NoWaitPartition(StatefulSourcePartition):
-    """Bytewax's Kafka partition without its blocking wait.
-
-    Bytewax's partition waits up to 1 ms in ``consume`` for a full batch, in the worker's only
-    thread: each poll of a partition with less than a batch waiting (the idle control topic,
-    every input of a live flow that keeps up) holds the whole flow that long. Here a poll
-    returns at once, and an empty one asks to be polled again ``IDLE_POLL_SECONDS`` later
-    (``next_awake``): meanwhile the worker processes what it has, or sleeps."""
+    A poll takes what librdkafka has fetched already and returns at once: Bytewax's own Kafka
+    partition waits up to 1 ms in ``consume`` for a full batch, in the worker's only thread, so
+    every poll of a quiet input (the control topic, any input of a flow that keeps up) held the
+    whole flow that long. An empty poll asks to be polled again ``IDLE_POLL_SECONDS`` later
+    (``next_awake``); meanwhile the worker processes what it has, or sleeps. Consumer errors
+    (a broker unreachable, ...) are logged; librdkafka retries them, and no data is skipped.
+    """
 
     IDLE_POLL_SECONDS = 0.001
 
-    def __init__(self, inner: StatefulSourcePartition):
-        inner._consumer = _NoWaitConsumer(inner._consumer)  # type: ignore[attr-defined]
-        self._inner = inner
+    def __init__(
+        self,
+        config: dict,
+        kind: Kind,
+        topic: str,
+        partition: int,
+        resume: int | None,
+        batch_size: int,
+        step_id: str,
+    ):
+        self._kind, self._topic, self._partition, self._batch_size = kind, topic, partition, batch_size
+        self._next = OFFSET_BEGINNING if resume is None else resume
+        self._lag = CONSUMER_LAG.labels(step_id=step_id, topic=topic, partition=partition)
+        self._consumer = Consumer(
+            {
+                **config,
+                "group.id": "riverrun-unused",  # assigned, not subscribed: offsets live in the snapshots
+                "enable.auto.commit": "false",
+                "stats_cb": self._on_stats,
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, partition, self._next)])
         self._awake: datetime | None = None
 
-    def next_batch(self) -> list:
-        batch = self._inner.next_batch()
-        self._awake = None if batch else datetime.now(UTC) + timedelta(seconds=self.IDLE_POLL_SECONDS)
+    def _on_stats(self, json_stats: str) -> None:
+        """librdkafka's statistics (every ``statistics.interval.ms``): the consumer lag gauge."""
+        stats = json.loads(json_stats)["topics"].get(self._topic, {}).get("partitions", {})
+        end = stats.get(str(self._partition), {}).get("ls_offset")
+        if end is not None and self._next >= 0:
+            self._lag.set(end - self._next)
+
+    def next_batch(self) -> list[RawRecord]:
+        kind, topic, partition = self._kind, self._topic, self._partition
+        batch: list[RawRecord] = []
+        for msg in self._consumer.consume(self._batch_size, 0):
+            err = msg.error()
+            if err is not None:
+                log.warning("kafka consumer error on %s input %s:%d: %s", kind, topic, partition, err)
+                continue
+            key = msg.key()
+            origin = Origin(
+                topic,
+                partition,
+                msg.offset(),
+                None if key is None else key.decode("utf-8", "backslashreplace"),
+            )
+            batch.append(RawRecord(kind, msg.value(), origin))
+        if batch:
+            self._next = batch[-1].origin.offset + 1  # type: ignore[operator]
+            self._awake = None
+        else:
+            self._awake = datetime.now(UTC) + timedelta(seconds=self.IDLE_POLL_SECONDS)
         return batch
 
     def next_awake(self) -> datetime | None:
         return self._awake
 
-    def snapshot(self) -> int | None:
-        return self._inner.snapshot()
+    def snapshot(self) -> int:
+        return self._next
 
     def close(self) -> None:
-        self._inner.close()
+        self._consumer.close()
 
 
-class _Source(KafkaSource):
-    """Bytewax's Kafka source with non-blocking partitions (``_NoWaitPartition``), over all the
-    partitions of its topic, or some (a shard's share)."""
+class KafkaTailSource(FixedPartitionedSource[RawRecord, int]):
+    """The partitions of ``topic`` (all, or ``partitions``: a shard's share), each a
+    ``_TailPartition``. Bytewax names a partition ``"<index>-<topic>"``, as its own Kafka source
+    did: the offsets in existing recovery snapshots resume."""
 
-    def __init__(self, *args, partitions: tuple[int, ...] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._partitions = None if partitions is None else frozenset(partitions)
+    def __init__(
+        self,
+        config: dict[str, str],
+        kind: Kind,
+        topic: str,
+        batch_size: int = 1000,
+        partitions: tuple[int, ...] | None = None,
+    ):
+        self.config, self.kind, self.topic, self.batch_size = config, kind, topic, batch_size
+        self.partitions = None if partitions is None else frozenset(partitions)
 
     def list_parts(self) -> list[str]:
-        parts = super().list_parts()
-        if self._partitions is None:
-            return parts
-        return [part for part in parts if int(part.split("-", 1)[0]) in self._partitions]
+        metadata = AdminClient(self.config).list_topics(self.topic, timeout=30).topics[self.topic]
+        if metadata.error is not None:
+            raise ConfigError(f"cannot list the partitions of topic {self.topic!r}: {metadata.error.str()}")
+        mine = [p for p in sorted(metadata.partitions) if self.partitions is None or p in self.partitions]
+        return [f"{p}-{self.topic}" for p in mine]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _NoWaitPartition:
-        return _NoWaitPartition(super().build_part(step_id, for_part, resume_state))
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TailPartition:
+        partition = int(for_part.split("-", 1)[0])
+        return _TailPartition(
+            self.config, self.kind, self.topic, partition, resume_state, self.batch_size, step_id
+        )
 
 
 def kafka_source(
-    settings: Settings, topic: str, tail: bool = True, partitions: tuple[int, ...] | None = None
-) -> KafkaSource:
-    """Bytewax's Kafka source: offsets live in the recovery snapshots, read from the beginning
-    when there is none. Low fetch wait keeps event-to-prediction latency in milliseconds.
-    ``partitions``: only these (a shard's); None: all."""
+    settings: Settings, kind: Kind, topic: str, partitions: tuple[int, ...] | None = None
+) -> KafkaTailSource:
+    """The live flow's input ``kind`` from ``topic``: offsets live in the recovery snapshots, read
+    from the beginning when there is none. A low fetch wait keeps event-to-prediction latency in
+    milliseconds. ``partitions``: only these (a shard's); None: all."""
     conf = settings.kafka.client_config()
-    brokers = conf.pop("bootstrap.servers").split(",")
     conf.setdefault("fetch.wait.max.ms", "10")
-    conf.setdefault("statistics.interval.ms", "5000")  # Bytewax's consumer-lag gauge (metrics)
-    options: dict = dict(
-        tail=tail, add_config=conf, batch_size=settings.flow.batch_size, raise_on_errors=False
-    )
-    return _Source(brokers, [topic], partitions=partitions, **options)
+    conf.setdefault("statistics.interval.ms", "5000")  # the consumer lag gauge
+    return KafkaTailSource(conf, kind, topic, settings.flow.batch_size, partitions)
 
 
 def publish_stream(

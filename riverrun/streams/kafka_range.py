@@ -3,7 +3,7 @@
 ``resolve_range`` turns ``--start-offset/--end-offset`` or ``--start-time/--end-time`` into one
 ``PartitionRange`` (start inclusive, end exclusive) per partition, using the broker's watermarks
 and ``offsets_for_times``; ``KafkaRangeSource`` reads those ranges once and ends (a finite
-Bytewax source). Records come out as the live flow's ``from_kafka`` builds them (topic,
+Bytewax source). Records come out as the live flow's Kafka source makes them (topic,
 partition, offset and key as origin), so the order the sequencer gives, and thus every decision,
 is the one a live run on the same records makes.
 

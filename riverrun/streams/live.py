@@ -178,9 +178,9 @@ def build_live_flow(
         )
     spec = flow_spec(settings, event_partitions=event_partitions, label_partitions=label_partitions)
     mine = shard is not None
-    events = kafka_source(settings, t.events, partitions=event_partitions if mine else None)
-    labels = kafka_source(settings, t.labels, partitions=label_partitions if mine else None)
-    control = kafka_source(settings, t.control)
+    events = kafka_source(settings, "event", t.events, partitions=event_partitions if mine else None)
+    labels = kafka_source(settings, "label", t.labels, partitions=label_partitions if mine else None)
+    control = kafka_source(settings, "control", t.control)
     if stop is not None:
         events, labels = StoppableSource(events, stop), StoppableSource(labels, stop)
         control = StoppableSource(control, stop)
@@ -190,7 +190,6 @@ def build_live_flow(
         events,
         labels,
         sinks,
-        kafka=True,
         control=control,
         control_loader=loader,
         metrics=metrics,
