@@ -31,33 +31,24 @@ event's (our producer's ``CreateTime``); pending-label memory per pending event
 (tracemalloc); RSS over a long replay; the snapshot cost of an ``arf`` model step; and,
 with ``--only profile``, a py-spy profile of ``riverrun run``.
 
-Results (2 vCPU shared VM, Apache Kafka 4.4 on the same 2 cores; see the README):
+Results (2 vCPU VM, Apache Kafka 4.4 on the same 2 cores, quiet; 2026-12-04; the README's
+Performance section has the rest):
 
-    python benchmarks/compare.py --events 100000 --rounds 3 --peer-timeout 60
-    (2026-11-28; load average 3-4 at times: another engineer's replays shared the cores)
+    python benchmarks/compare.py --events 60000 --rounds 2 --peer-timeout 30 --only throughput
 
                       events/s  ratio   ratio range   startup s
-    plain River         45,128   1.00
-    replay               4,264   0.10   0.07-0.16
-    live total           2,468   0.05   0.04-0.13           3.5
-    live steady          2,800   0.06   0.04-0.15
-    quix total           3,072   0.07   0.06-0.13           7.5
-    quix steady          4,274   0.09   0.08-0.17
-    faust total            333   0.01   0.00-0.02          12.9
-    faust steady           476   0.01   0.01-0.02    (stopped at 60 s: 13k-29k of 100k)
+    plain River         79,019   1.00
+    replay              11,006   0.14   0.13-0.14
+    live total           8,216   0.10   0.10-0.11           2.4
+    live steady         12,325   0.16   0.15-0.16
+    quix total           6,894   0.09   0.08-0.09           3.4
+    quix steady         11,322   0.14   0.14-0.15
+    faust total          1,357   0.02   0.02-0.02           4.9
+    faust steady         1,634   0.02   0.02-0.02    (stopped at 30 s)
 
-    live / quix steady per round: 0.85, 0.55, 0.66
-
-    latency of riverrun run at 1,400 events/s offered (26,400 events): p50 22 ms, p90 112 ms,
-    p99 341 ms, max 1,046 ms
-    pending-label memory per pending event (10,000 pending): LabelJoin alone, 10 raw features
-    717 B; whole ModelStep (join + served prediction) 1,057 B with 10 features, 1,845 B with
-    the 22 default features
-    arf model step after 3,000 events: pickle 13.0 MB in 547 ms (loads 342 ms), rebuilt copy
-    1,116 ms, copy.deepcopy 1,308 ms
-    RSS of replay (--only rss --rss-events 1000000 --rss-budget 240): 711k events in 240 s;
-    148 MB from 50k to 300k events, then 154, 166, 201, 227 MB (max, 700k): NOT flat
-    profile (--events 50000 --only profile): see the README's Performance section
+    python benchmarks/compare.py --events 130000 --only latency --latency-rate 6000 --latency-seconds 20
+    event -> prediction on Kafka: p50 11 ms, p90 14 ms, p99 24 ms (30 ms in a second run);
+    event -> served: p99 16 ms (21 ms); at 2,200 events/s p99 15-18 ms
 """
 
 from __future__ import annotations
