@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import kafkabench as kb
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from riverrun.streams.kafka import create_topics
@@ -45,12 +46,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class GatewayProcess:
@@ -199,9 +194,9 @@ async def run_one(args, producer: str, servers: str, workdir: Path) -> dict:
     try:
         async with aiohttp.ClientSession() as session:
             await gw.ready(session)
-        cpu_before = cpu_seconds(gw.proc.pid)
+        cpu_before = kb.cpu_seconds(gw.proc.pid)
         result = await load(gw.url, args.requests, args.concurrency, args.batch)
-        cpu = cpu_seconds(gw.proc.pid) - cpu_before
+        cpu = kb.cpu_seconds(gw.proc.pid) - cpu_before
         warm = max(1, args.requests // 50)
         ms = sorted(1000 * x for x in result["latencies"][warm:] if x is not None)
         lost, dups = read_back(servers, gw.topics["events"], set(result["acked"]))

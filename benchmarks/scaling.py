@@ -85,15 +85,6 @@ def write_config(servers: str, base: Path, inputs: dict[str, str], partitions: i
     return path
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (/proc), 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def broker_pid() -> int | None:
     """The local Kafka broker's process (``kafka.Kafka`` on this machine), if any."""
     for proc in Path("/proc").iterdir():
@@ -119,14 +110,14 @@ def timed_run(config: Path, processes: int, n: int, timeout: float, shards: bool
     settings = load_settings(config)
     predictions, partitions = settings.topics.predictions, settings.topics.partitions
     broker = broker_pid()
-    broker_start = cpu_seconds(broker) if broker else 0.0
+    broker_start = kb.cpu_seconds(broker) if broker else 0.0
     flow = FlowCluster(config, config.parent / "flow.log", processes, shards=shards).start()
     start = time.time()
     try:
         if not kb.wait_for(predictions, n, timeout, flow, partitions):
             raise RuntimeError(f"not every event predicted within {timeout:.0f} s:\n{flow.log_tail()}")
-        flow_cpu = sum(cpu_seconds(p.pid) for p in flow.procs)
-        broker_cpu = cpu_seconds(broker) - broker_start if broker else 0.0
+        flow_cpu = sum(kb.cpu_seconds(p.pid) for p in flow.procs)
+        broker_cpu = kb.cpu_seconds(broker) - broker_start if broker else 0.0
     finally:
         flow.stop()
     first, last = kb.first_last(predictions, partitions)

@@ -95,8 +95,14 @@ def require_topics(settings: Settings, names: Iterable[str]) -> None:
 
 def partitions_of(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
     """The partition ids of ``topic``."""
-    metadata = admin(settings).list_topics(topic, timeout=timeout)
-    return tuple(sorted(metadata.topics[topic].partitions))
+    return _partition_ids(admin(settings), topic, timeout)
+
+
+def _partition_ids(client: AdminClient, topic: str, timeout: float) -> tuple[int, ...]:
+    metadata = client.list_topics(topic, timeout=timeout).topics[topic]
+    if metadata.error is not None:
+        raise ConfigError(f"cannot list the partitions of topic {topic!r}: {metadata.error.str()}")
+    return tuple(sorted(metadata.partitions))
 
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
@@ -222,11 +228,8 @@ class KafkaTailSource(FixedPartitionedSource[RawRecord, int]):
         self.partitions = None if partitions is None else frozenset(partitions)
 
     def list_parts(self) -> list[str]:
-        metadata = AdminClient(self.config).list_topics(self.topic, timeout=30).topics[self.topic]
-        if metadata.error is not None:
-            raise ConfigError(f"cannot list the partitions of topic {self.topic!r}: {metadata.error.str()}")
-        mine = [p for p in sorted(metadata.partitions) if self.partitions is None or p in self.partitions]
-        return [f"{p}-{self.topic}" for p in mine]
+        ids = _partition_ids(AdminClient(self.config), self.topic, 30)
+        return [f"{p}-{self.topic}" for p in ids if self.partitions is None or p in self.partitions]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TailPartition:
         partition = int(for_part.split("-", 1)[0])
