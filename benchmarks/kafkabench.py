@@ -267,17 +267,19 @@ def run_pipeline(name: str, pipeline: Pipeline, topic: str, n: int, timeout: flo
     return Run(name, got, started, first, last, complete)
 
 
-def latencies(events_topic: str, predictions_topic: str, n: int) -> list[tuple[float, float]]:
+def latencies(
+    events_topic: str, predictions_topic: str, n: int, only: set[str] | None = None
+) -> list[tuple[float, float]]:
     """Per event, in ms, from the event's Kafka timestamp (``CreateTime``: our producer's clock)
     to: the Kafka timestamp of its prediction (end to end), and the prediction's ``served_at``
     (the flow's wall clock when the model served it: the input hop and the flow, without the
-    output hop). The same machine's clock on both sides."""
+    output hop). The same machine's clock on both sides. ``only``: these event ids alone."""
     published = {orjson.loads(v)["event_id"]: ts for v, ts in read_all(events_topic, n)}
     out = []
     for v, ts in read_all(predictions_topic, n):
         prediction = orjson.loads(v)
         sent = published.get(prediction["event_id"])
-        if sent is not None:
+        if sent is not None and (only is None or prediction["event_id"] in only):
             served = datetime.fromisoformat(prediction["served_at"]).timestamp()
             out.append(((ts - sent) * 1000.0, (served - sent) * 1000.0))
     return out
