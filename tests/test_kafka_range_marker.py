@@ -5,14 +5,16 @@ input (no broker: the ordering as the engine feeds it)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
-from riverrun.schemas import Origin
+from riverrun.schemas import DeadLetter, Event, Label, Origin
 from riverrun.streams.control import control_loader
-from riverrun.streams.engine import _control_step
+from riverrun.streams.engine import CONTROL_PARTITION_BASE, _control_step, _OrderLogic
 from riverrun.streams.items import ControlItem, RawRecord
 from riverrun.streams.kafka_range import EndOfRange
 from riverrun.streams.ordering import EVENT, LABEL, Sequencer
 from riverrun.streams.replay import END_OF_RANGE_TS, _ending
+from riverrun.streams.segments import SegmentRouter
 
 T0 = 1_704_067_200.0
 
@@ -44,3 +46,22 @@ def test_the_end_marker_stops_the_control_partition_holding_the_stream_back():
     assert [v for _, v in with_marker[:-1]] == [v for _, v in everything]
     marker = with_marker[-1][1]
     assert isinstance(marker, ControlItem) and marker.model == "" and marker.ts == END_OF_RANGE_TS
+
+
+def test_the_end_marker_expires_no_label_waiting_for_its_event():
+    """With segments, a label that came before its event waits in the router for the event's
+    segment. The marker (year 9999) goes to every segment but expires nothing, as no command does
+    in the model step either: only the event time of events and labels expires what waits."""
+    router = SegmentRouter("country", ttl_seconds=60)
+    logic = _OrderLogic(Sequencer(None, ((0,), (0,))), finite=True, router=router)
+    at = datetime.fromtimestamp(T0, UTC)
+    seen = Event(event_id="e0", entity="u", ts=at, features={"country": "DE"})
+    early = Label(event_id="e1", label=True, ts=at)  # its event is not in the stream (yet)
+    marker = _ending(control_loader(None))(RawRecord("control", EndOfRange(), Origin("control", 0, 0)))
+    routed = logic._route([(0, (seen, 0, 0)), (1, (early, 0, 0)), (2, (marker, CONTROL_PARTITION_BASE, 1))])
+    assert [key for key, _ in routed] == [("DE", 0), ("DE", 1)]  # the event, then the marker
+    assert router.n_waiting == 1
+    # an event past the label's TTL (event time) does expire it: dead-lettered as unknown_event
+    later = Event(event_id="e2", entity="u", ts=at + timedelta(seconds=61), features={"country": "DE"})
+    dead = [d for d in logic._route([(3, (later, 0, 1))]) if isinstance(d, DeadLetter)]
+    assert [(d.kind, d.reason) for d in dead] == [("label", "unknown_event")] and router.n_waiting == 0

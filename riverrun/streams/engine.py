@@ -214,14 +214,16 @@ class _OrderLogic(StatefulLogic):
         out: list = []
         for _seq, value in released:
             record = value[0]
+            if isinstance(record, ControlItem):  # as in the model step, commands expire nothing
+                # (a Kafka-range replay's end-of-range marker is at year 9999)
+                out += [((segment, n), v) for segment, n, v in router.route_everywhere(value)]
+                continue
             ts = record.ts.timestamp()
             for label, (_, partition, offset) in router.expire(ts):
                 ttl = router.ttl_seconds
                 out.append(unknown_event_letter(label, partition, offset, ttl, self._label_topic))
             if isinstance(record, Event):
                 routed = router.route_event(record, ts, value)
-            elif isinstance(record, ControlItem):
-                routed = router.route_everywhere(value)
             else:
                 routed = router.route_label(record, ts, value)
             out += [((segment, n), v) for segment, n, v in routed]
