@@ -247,6 +247,14 @@ def read_all(topic: str, n: int, timeout: float = 120) -> list[tuple[bytes, floa
     return out[:n]
 
 
+def floor_latencies(events_topic: str, floor_json: Path, n: int, only: set[str]) -> list[float]:
+    """Per event of ``only``, in ms, from its ``CreateTime`` to when ``kafka_floor.py`` (a bare
+    consumer, no flow) consumed it: the broker and the machine alone."""
+    consumed = json.loads(floor_json.read_text()) if floor_json.exists() else []
+    ids = [orjson.loads(v)["event_id"] for v, _ in read_all(events_topic, n)]  # by offset
+    return [(got - created) * 1000.0 for offset, created, got in consumed if ids[offset] in only]
+
+
 def run_pipeline(name: str, pipeline: Pipeline, topic: str, n: int, timeout: float) -> Run:
     """Start ``pipeline`` (inputs already published), wait for ``n`` predictions on ``topic``,
     stop it. An incomplete run reports the rate over the predictions that did arrive."""

@@ -1,0 +1,50 @@
+"""The Kafka hop alone: a bare consumer of a topic, timing each record from its ``CreateTime``
+(the producer's clock) to when it was consumed (this machine's clock).
+
+``compare.py``'s latency run starts it next to the flow, on the events topic: what it measures
+is the part of event -> prediction latency that is the broker and the machine, not the flow
+(a stall it also sees happened before the flow could read the events).
+
+    python benchmarks/kafka_floor.py TOPIC OUT.json   # until SIGTERM; then writes OUT.json
+
+It reads one partition's topic (the benchmark's are single-partition) from the latest offset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer
+
+
+def main() -> None:
+    topic, out = sys.argv[1], sys.argv[2]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            "group.id": f"bench-floor-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "latest",
+            "fetch.wait.max.ms": 5,  # as the flow's source: fetches return soon
+        }
+    )
+    consumer.subscribe([topic])
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    rows: list[tuple[int, float, float]] = []  # (offset, CreateTime, consumed at), seconds
+    while not stop:
+        for msg in consumer.consume(200, 0.002):
+            if msg.error() is None:
+                rows.append((msg.offset(), msg.timestamp()[1] / 1000.0, time.time()))
+    consumer.close()
+    with open(out, "w") as f:
+        json.dump(rows, f)
+
+
+if __name__ == "__main__":
+    main()
