@@ -30,7 +30,7 @@ def main() -> None:
             "group.id": f"bench-floor-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "latest",
-            "fetch.wait.max.ms": 5,  # as the flow's source: fetches return soon
+            "fetch.wait.max.ms": 10,  # as the flow's source (streams.kafka.kafka_source)
         }
     )
     consumer.subscribe([topic])
