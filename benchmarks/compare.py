@@ -27,28 +27,31 @@ medians are printed, because this 2-core machine is noisy: read the ratios.
 
 Also: p50/p99 event -> prediction latency of ``riverrun run`` at a fixed publish rate (half its
 median steady rate unless ``--latency-rate``): the prediction's Kafka timestamp minus the
-event's (our producer's ``CreateTime``); pending-label memory per pending event
-(tracemalloc); RSS over a long replay; the snapshot cost of an ``arf`` model step; and,
-with ``--only profile``, a py-spy profile of ``riverrun run``.
+event's (our producer's ``CreateTime``), the same to the prediction's ``served_at`` (the flow's
+clock when the model served it), and to when a bare consumer of the events topic running
+alongside got it (``kafka_floor.py``: the broker and the machine alone); pending-label memory
+per pending event (tracemalloc); RSS over a long replay; the snapshot cost of an ``arf`` model
+step; and, with ``--only profile``, a py-spy profile of ``riverrun run``.
 
-Results (2 vCPU VM, Apache Kafka 4.4 on the same 2 cores, quiet; 2026-12-04; the README's
+Results (2 vCPU VM, Apache Kafka 4.4 on ZGC on the same 2 cores, quiet; 2026-12-06; the README's
 Performance section has the rest):
 
     python benchmarks/compare.py --events 60000 --rounds 2 --peer-timeout 30 --only throughput
 
                       events/s  ratio   ratio range   startup s
-    plain River         79,019   1.00
-    replay              11,006   0.14   0.13-0.14
-    live total           8,216   0.10   0.10-0.11           2.4
-    live steady         12,325   0.16   0.15-0.16
-    quix total           6,894   0.09   0.08-0.09           3.4
-    quix steady         11,322   0.14   0.14-0.15
-    faust total          1,357   0.02   0.02-0.02           4.9
-    faust steady         1,634   0.02   0.02-0.02    (stopped at 30 s)
+    plain River         75,005   1.00
+    replay              10,895   0.15   0.14-0.15
+    live total           8,414   0.11   0.11-0.12           2.6
+    live steady         13,158   0.18   0.17-0.18
+    quix total           7,496   0.10   0.10-0.10           3.2
+    quix steady         12,484   0.17   0.16-0.18
+    faust total          1,385   0.02   0.02-0.02           4.7
+    faust steady         1,653   0.02   0.02-0.03    (stopped at 30 s)
 
-    python benchmarks/compare.py --events 130000 --only latency --latency-rate 6000 --latency-seconds 20
-    event -> prediction on Kafka: p50 11 ms, p90 14 ms, p99 24 ms (30 ms in a second run);
-    event -> served: p99 16 ms (21 ms); at 2,200 events/s p99 15-18 ms
+    python benchmarks/compare.py --events 130000 --only latency --latency-rate 6600 --latency-seconds 20
+    event -> prediction on Kafka: p50 11 ms, p90 14 ms, p99 34 ms (48 ms in a second run);
+    event -> served: p99 26 ms (35 ms); event -> a bare consumer: p99 9 ms, max 18 ms (19 ms);
+    at 2,200 events/s: p99 15 ms, served 9 ms, bare consumer 9 ms
 """
 
 from __future__ import annotations
