@@ -200,6 +200,9 @@ def latency(args, events, labels, rate: float) -> None:
         ("event -> served", [s for _, s in pairs]),
         ("event -> a bare consumer", floor_ms),
     ):
+        if len(ms) < 2:
+            print(f"  {name:30} no figures ({len(ms)} timed events; the logs are in {tmp})")
+            continue
         ms.sort()
         q = statistics.quantiles(ms, n=100)
         print(
