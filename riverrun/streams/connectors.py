@@ -189,13 +189,20 @@ class CallbackSink(DynamicSink[Any]):
 
 
 def producer_config(client_config: dict[str, str]) -> dict[str, Any]:
-    """A producer that never loses an acknowledged write nor duplicates on retry."""
+    """A producer that never loses an acknowledged write nor duplicates on retry: ``acks=all``
+    and idempotence whatever ``[kafka.extra]`` says. Batching (``linger.ms``, 5) and
+    ``compression.type`` (lz4) are defaults that ``[kafka.extra]`` may change.
+
+    >>> conf = producer_config({"bootstrap.servers": "b:9092", "linger.ms": "1", "acks": "1"})
+    >>> conf["linger.ms"], conf["acks"], conf["enable.idempotence"], conf["compression.type"]
+    ('1', 'all', True, 'lz4')
+    """
     return {
+        "linger.ms": 5,
+        "compression.type": "lz4",
         **client_config,
         "acks": "all",
         "enable.idempotence": True,
-        "linger.ms": 5,
-        "compression.type": "lz4",
     }
 
 
