@@ -168,9 +168,7 @@ def latency(args, events, labels, rate: float) -> None:
     settings, config = kb.fresh_config(tmp, policy=args.policy)
     flow = kb.riverrun_pipeline(config, tmp / "flow.log")
     flow.start()
-    floor_out = tmp / "floor.json"
-    floor_argv = [sys.executable, str(Path(__file__).parent / "kafka_floor.py"), settings.topics.events]
-    floor = kb.Pipeline([*floor_argv, str(floor_out)], tmp / "floor.log")
+    floor: kb.Pipeline | None = None
     producer = VerifiedProducer(settings.kafka.client_config())  # connected by the warm-up
     try:
         # warm-up: the flow is up and has predicted before the timed part is published
@@ -178,8 +176,7 @@ def latency(args, events, labels, rate: float) -> None:
         kb.publish(settings, events[:warm], [lb for lb in labels if lb.ts <= cut], producer=producer)
         if not kb.wait_for(settings.topics.predictions, warm, 120, flow):
             raise RuntimeError(f"no warm-up predictions:\n{flow.log_tail()}")
-        floor.start()
-        time.sleep(2.0)  # its consumer has joined (it reads from the latest offset)
+        floor, floor_out = kb.start_floor(settings.topics.events, tmp)
         rest = [lb for lb in labels[: total + 1000] if cut < lb.ts <= events[total - 1].ts]
         start = time.monotonic()
         kb.publish(settings, events[warm:total], rest, rate=rate, producer=producer)
@@ -187,10 +184,12 @@ def latency(args, events, labels, rate: float) -> None:
         kb.wait_for(settings.topics.predictions, total, 120, flow)
     finally:
         flow.stop()
-        floor.stop()
+        if floor is not None:
+            floor.stop()
     timed = {e.event_id for e in events[warm + second : n]}
-    pairs = kb.latencies(settings.topics.events, settings.topics.predictions, total, only=timed)
-    floor_ms = kb.floor_latencies(settings.topics.events, floor_out, total, only=timed)
+    published = kb.published_events(settings.topics.events, total)
+    pairs = kb.latencies(published, settings.topics.predictions, total, only=timed)
+    floor_ms = kb.floor_latencies(published, floor_out, only=timed)
     print(
         f"\nlatency of riverrun run at {rate:,.0f} events/s offered ({achieved:,.0f}/s achieved by the "
         f"publisher, {len(pairs):,} events timed: the first and the last second at the rate not):"

@@ -7,7 +7,8 @@ is the part of event -> prediction latency that is the broker and the machine, n
 
     python benchmarks/kafka_floor.py TOPIC OUT.json   # until SIGTERM; then writes OUT.json
 
-It reads one partition's topic (the benchmark's are single-partition) from the latest offset.
+It reads partition 0 (the benchmark's topics have one) from its end offset at start, and touches
+OUT.json.ready once it knows that offset: every record published after is then seen.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import signal
 import sys
 import time
 import uuid
+from pathlib import Path
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 
 def main() -> None:
@@ -27,16 +29,17 @@ def main() -> None:
     consumer = Consumer(
         {
             "bootstrap.servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            "group.id": f"bench-floor-{uuid.uuid4().hex}",
+            "group.id": f"bench-floor-{uuid.uuid4().hex}",  # assigned, not subscribed: no join
             "enable.auto.commit": False,
-            "auto.offset.reset": "latest",
             "fetch.wait.max.ms": 10,  # as the flow's source (streams.kafka.kafka_source)
         }
     )
-    consumer.subscribe([topic])
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     rows: list[tuple[int, float, float]] = []  # (offset, CreateTime, consumed at), seconds
+    _, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.assign([TopicPartition(topic, 0, end)])
+    Path(out + ".ready").touch()  # every record published from now on is at or after ``end``
     while not stop:
         for msg in consumer.consume(200, 0.002):
             if msg.error() is None:

@@ -247,14 +247,6 @@ def read_all(topic: str, n: int, timeout: float = 120) -> list[tuple[bytes, floa
     return out[:n]
 
 
-def floor_latencies(events_topic: str, floor_json: Path, n: int, only: set[str]) -> list[float]:
-    """Per event of ``only``, in ms, from its ``CreateTime`` to when ``kafka_floor.py`` (a bare
-    consumer, no flow) consumed it: the broker and the machine alone."""
-    consumed = json.loads(floor_json.read_text()) if floor_json.exists() else []
-    ids = [orjson.loads(v)["event_id"] for v, _ in read_all(events_topic, n)]  # by offset
-    return [(got - created) * 1000.0 for offset, created, got in consumed if ids[offset] in only]
-
-
 def run_pipeline(name: str, pipeline: Pipeline, topic: str, n: int, timeout: float) -> Run:
     """Start ``pipeline`` (inputs already published), wait for ``n`` predictions on ``topic``,
     stop it. An incomplete run reports the rate over the predictions that did arrive."""
@@ -275,19 +267,51 @@ def run_pipeline(name: str, pipeline: Pipeline, topic: str, n: int, timeout: flo
     return Run(name, got, started, first, last, complete)
 
 
+def published_events(events_topic: str, n: int) -> list[tuple[str, float]]:
+    """(event id, Kafka timestamp in s) of the first ``n`` events, by offset."""
+    return [(orjson.loads(v)["event_id"], ts) for v, ts in read_all(events_topic, n)]
+
+
 def latencies(
-    events_topic: str, predictions_topic: str, n: int, only: set[str] | None = None
+    published: list[tuple[str, float]], predictions_topic: str, n: int, only: set[str] | None = None
 ) -> list[tuple[float, float]]:
-    """Per event, in ms, from the event's Kafka timestamp (``CreateTime``: our producer's clock)
-    to: the Kafka timestamp of its prediction (end to end), and the prediction's ``served_at``
-    (the flow's wall clock when the model served it: the input hop and the flow, without the
-    output hop). The same machine's clock on both sides. ``only``: these event ids alone."""
-    published = {orjson.loads(v)["event_id"]: ts for v, ts in read_all(events_topic, n)}
+    """Per event, in ms, from the event's Kafka timestamp (``CreateTime``: our producer's clock;
+    ``published``: ``published_events``) to: the Kafka timestamp of its prediction (end to end),
+    and the prediction's ``served_at`` (the flow's wall clock when the model served it: the input
+    hop and the flow, without the output hop). The same machine's clock on both sides. ``only``:
+    these event ids alone."""
+    sent_at = dict(published)
     out = []
     for v, ts in read_all(predictions_topic, n):
         prediction = orjson.loads(v)
-        sent = published.get(prediction["event_id"])
+        sent = sent_at.get(prediction["event_id"])
         if sent is not None and (only is None or prediction["event_id"] in only):
             served = datetime.fromisoformat(prediction["served_at"]).timestamp()
             out.append(((ts - sent) * 1000.0, (served - sent) * 1000.0))
     return out
+
+
+def floor_latencies(published: list[tuple[str, float]], floor_json: Path, only: set[str]) -> list[float]:
+    """Per event of ``only``, in ms, from its ``CreateTime`` to when ``kafka_floor.py`` (a bare
+    consumer, no flow) consumed it: the broker and the machine alone."""
+    consumed = json.loads(floor_json.read_text()) if floor_json.exists() else []
+    return [(got - created) * 1000.0 for offset, created, got in consumed if published[offset][0] in only]
+
+
+def start_floor(events_topic: str, tmp: Path, timeout: float = 30.0) -> tuple[Pipeline, Path]:
+    """``kafka_floor.py`` on ``events_topic``, started and consuming from the end (it writes a
+    ``.ready`` file once its position is set); returns it and the JSON it writes when stopped."""
+    out = tmp / "floor.json"
+    ready = tmp / "floor.json.ready"
+    floor = Pipeline(
+        [sys.executable, str(Path(__file__).parent / "kafka_floor.py"), events_topic, str(out)],
+        tmp / "floor.log",
+    )
+    floor.start()
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if not floor.alive() or time.monotonic() > deadline:
+            floor.stop()
+            raise RuntimeError(f"kafka_floor.py did not start:\n{floor.log_tail()}")
+        time.sleep(0.05)
+    return floor, out
