@@ -22,9 +22,9 @@ from pathlib import Path
 
 from river.datasets import synth
 
+from riverrun.streams.backtest.replay import replay
+from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.badinput import mix
-from riverrun.streams.replay import replay
-from riverrun.streams.synth import to_records
 
 TTL = 600.0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from river.datasets import synth
 
 from riverrun.schemas import Event, Label
-from riverrun.streams.synth import to_records
+from riverrun.streams.backtest.synth import to_records
 
 LABEL_DELAY = timedelta(seconds=30)
 N_ENTITIES = 1000
@@ -37,7 +37,7 @@ def write_jsonl(path: Path, records: list[Event] | list[Label]) -> Path:
 def write_long_stream(events_path: Path, labels_path: Path, n: int, chunk: int = 100_000) -> None:
     """``n`` events and their labels written chunk by chunk (a million records do not need to be
     in memory at once); the same generator and layout as ``make_stream``, with one long clock."""
-    from riverrun.streams.synth import EPOCH
+    from riverrun.streams.backtest.synth import EPOCH
 
     hyperplane = iter(synth.Hyperplane(seed=42, n_features=10).take(n))
     with events_path.open("wb") as ev, labels_path.open("wb") as lb:

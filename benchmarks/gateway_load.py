@@ -36,7 +36,7 @@ import aiohttp
 import kafkabench as kb
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from riverrun.streams.kafka import create_topics
+from riverrun.streams.kafka.admin import create_topics
 from riverrun.streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import Event
-from riverrun.streams.features import EntityFeatures
-from riverrun.streams.items import FeaturedEvent, SourcedLabel
-from riverrun.streams.join import LabelJoin
-from riverrun.streams.modelstep import ModelStep, StepConfig
+from riverrun.streams.core.features import EntityFeatures
+from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+from riverrun.streams.core.join import LabelJoin
+from riverrun.streams.core.modelstep import ModelStep, StepConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def _rss_kb(pid: int) -> int | None:
 
 _REPLAY = """
 import sys
-from riverrun.streams.replay import replay
+from riverrun.streams.backtest.replay import replay
 replay(sys.argv[1], sys.argv[2], sys.argv[3], models=[("lr", "lr")], features="default", plot=False)
 """
 

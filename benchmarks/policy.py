@@ -11,7 +11,7 @@ later from the *published* label), all with the ``lr`` recipe:
 
 Streams, each family over several seeds (mean shown) and the demo's seed: the lifecycle
 scenario (sudden drift, a stretch of flipped labels, a covariate shift; see
-``riverrun.streams.scenarios``), the same with the drift alone, and River's SEA generator with a
+``riverrun.streams.backtest.scenarios``), the same with the drift alone, and River's SEA generator with a
 sudden concept change. Accuracy is measured against the true label, so a model that learned the
 corrupted labels is charged for it. Then the cost: what detectors + policy add to the model step
 (``ModelStep``: join, predict, learn, six metrics), on a stationary stream and on the drift
@@ -33,9 +33,9 @@ from river.datasets import synth
 from riverrun.learners import build_model
 from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
 from riverrun.schemas import Event, Label
-from riverrun.streams.items import FeaturedEvent, SourcedLabel
-from riverrun.streams.modelstep import ModelStep, StepConfig
-from riverrun.streams.scenarios import Scenario
+from riverrun.streams.backtest.scenarios import Scenario
+from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+from riverrun.streams.core.modelstep import ModelStep, StepConfig
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 DEMO_SEED = Scenario().seed
@@ -163,7 +163,7 @@ def served_features_stream(n: int = 20_000) -> list:
     rolling means), where the scenario streams have 5."""
     from benchstream import make_stream
 
-    from riverrun.streams.features import EntityFeatures
+    from riverrun.streams.core.features import EntityFeatures
 
     data, events, _ = make_stream(n)
     states: dict[str, EntityFeatures] = {}

@@ -26,8 +26,8 @@ from pathlib import Path
 from river.datasets import synth
 
 from riverrun.learners import build_model
-from riverrun.streams.replay import replay
-from riverrun.streams.synth import to_records
+from riverrun.streams.backtest.replay import replay
+from riverrun.streams.backtest.synth import to_records
 
 
 def make_stream(n: int):

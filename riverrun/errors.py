@@ -11,18 +11,6 @@ class ConfigError(RiverrunError):
     """The configuration is wrong; the message says how to fix it."""
 
 
-class SchemaError(RiverrunError):
-    """A record does not match its schema.
-
-    ``reason`` is a short machine-readable category (``invalid_json``, ``validation``, ...),
-    the message is for humans.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 class DeliveryError(RiverrunError):
     """Kafka did not acknowledge a produced message."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from riverrun.streams.kafka import create_topics
+from riverrun.streams.kafka.admin import create_topics
 from riverrun.streams.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,10 +182,10 @@ def run_operator_rollback(servers: str, tmp: Path, reason: str) -> OperatorRollb
     from datetime import timedelta
 
     from riverrun.registry import open_registry
-    from riverrun.streams.connectors import VerifiedProducer
-    from riverrun.streams.kafka import publish_stream
-    from riverrun.streams.scenarios import Scenario
-    from riverrun.streams.synth import to_records
+    from riverrun.streams.backtest.scenarios import Scenario
+    from riverrun.streams.backtest.synth import to_records
+    from riverrun.streams.flow.connectors import VerifiedProducer
+    from riverrun.streams.kafka.admin import publish_stream
 
     rows = list(Scenario(n=5000, drift_at=10**9, corrupt_from=10**9, corrupt_to=10**9, shift_at=10**9).rows())
     events, labels = to_records([(x, y) for x, y, _ in rows], label_delay=timedelta(seconds=20))

@@ -1,5 +1,5 @@
 """The series a PromQL expression reads, so tests can hold alert rules and dashboard panels to
-``riverrun.streams.metrics.SERIES``. A reader for the PromQL we write, not a full parser: strings,
+``riverrun.streams.flow.metrics.SERIES``. A reader for the PromQL we write, not a full parser: strings,
 label matchers, grouping clauses, ranges and Grafana variables are removed, and what is left that
 looks like a name and is not a function, keyword or number is a metric name.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from riverrun.streams.metrics import SERIES
+from riverrun.streams.flow.metrics import SERIES
 
 KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right"}
 KEYWORDS |= {"bool", "offset", "inf", "nan", "atan2"}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from riverrun.streams.metrics import _ALARMS
+from riverrun.streams.flow.metrics import _ALARMS
 from tests.prometheus_harness import ALERTS, PROMETHEUS_DIR, binary
 from tests.promql_refs import matchers, metric_names, unknown_references
 
@@ -110,7 +110,7 @@ def test_the_reference_reader_sees_unknown_names() -> None:
 def test_a_real_prometheus_scrapes_flow_metrics_and_evaluates_every_rule() -> None:
     """The harness end to end: FlowMetrics served as `riverrun run` serves it, scraped by a real
     Prometheus with alerts.yml loaded; every rule evaluates without error on real series."""
-    from riverrun.streams.metrics import FlowMetrics, ModelView, serve
+    from riverrun.streams.flow.metrics import FlowMetrics, ModelView, serve
     from tests.prometheus_harness import prometheus_server
 
     metrics = FlowMetrics()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from river import datasets
 
+from riverrun.streams.backtest.replay import replay
+from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.badinput import mix, static_corpus
-from riverrun.streams.replay import replay
-from riverrun.streams.synth import to_records
 from tests.oracle import write_jsonl
 
 TTL = 120.0
@@ -104,8 +104,8 @@ def test_join_letters_name_their_topic_when_the_step_knows_it():
     from datetime import UTC, datetime
 
     from riverrun.schemas import DeadLetter, Event, Label
-    from riverrun.streams.items import FeaturedEvent, SourcedLabel
-    from riverrun.streams.modelstep import ModelStep, StepConfig
+    from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+    from riverrun.streams.core.modelstep import ModelStep, StepConfig
 
     step = ModelStep(StepConfig("m", "lr", label_ttl_seconds=10, event_topic="ev", label_topic="lb"))
     t = datetime(2024, 1, 1, tzinfo=UTC).timestamp()

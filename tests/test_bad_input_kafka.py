@@ -8,7 +8,7 @@ import pytest
 
 from riverrun.schemas import Event, Label
 from riverrun.streams.badinput import mix
-from riverrun.streams.kafka import publish_stream
+from riverrun.streams.kafka.admin import publish_stream
 from tests.kafka_harness import Flow, TopicReader, fresh_settings
 from tests.oracle import write_jsonl
 from tests.test_bad_input import TTL, _replay, valid_stream

@@ -58,10 +58,10 @@ def test_state_diff_finds_a_changed_weight_and_a_changed_detector(tmp_path):
     more value in a (Rust) ADWIN window."""
     from datetime import timedelta
 
-    from riverrun.streams.items import FeaturedEvent, SourcedLabel
-    from riverrun.streams.modelstep import ModelStep, StepConfig
+    from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+    from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+    from riverrun.streams.core.modelstep import ModelStep, StepConfig
     from riverrun.streams.settings import PolicySettings
-    from riverrun.streams.synth import drifting_agrawal, to_records
 
     step = ModelStep(StepConfig(model="lr", recipe="lr", policy=PolicySettings().config()))
     events, labels = to_records(drifting_agrawal(300), label_delay=timedelta(0))

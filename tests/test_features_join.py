@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from river import datasets
 
 from riverrun.schemas import DeadLetter, Event, Label, decode_event, decode_label
-from riverrun.streams.features import EntityFeatures, identity_features
-from riverrun.streams.items import FeaturedEvent, MetricsPoint, ServedPrediction, SourcedLabel
-from riverrun.streams.join import LabelJoin
-from riverrun.streams.modelstep import ModelStep, StepConfig
-from riverrun.streams.ordering import EVENT, LABEL, Sequencer
-from riverrun.streams.synth import to_records
+from riverrun.streams.backtest.synth import to_records
+from riverrun.streams.core.features import EntityFeatures, identity_features
+from riverrun.streams.core.items import FeaturedEvent, MetricsPoint, ServedPrediction, SourcedLabel
+from riverrun.streams.core.join import LabelJoin
+from riverrun.streams.core.modelstep import ModelStep, StepConfig
+from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
 
 BASE = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 

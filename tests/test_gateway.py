@@ -30,10 +30,10 @@ from redis.backoff import NoBackoff
 
 from riverrun.registry import open_registry
 from riverrun.schemas import Event
-from riverrun.streams.gateway import Gateway
-from riverrun.streams.items import FeaturedEvent
-from riverrun.streams.online_store import StoreWriter, connect, entry_of
-from riverrun.streams.publishers import ConfluentPublisher
+from riverrun.streams.core.items import FeaturedEvent
+from riverrun.streams.kafka.publishers import ConfluentPublisher
+from riverrun.streams.serving.gateway import Gateway
+from riverrun.streams.serving.online_store import StoreWriter, connect, entry_of
 from riverrun.streams.settings import Settings, load_settings
 from tests.kafka_harness import REGISTRY_KEY, ROOT, TopicReader, fresh_settings
 from tests.test_registry_helpers import drop_prefix, free_port

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from riverrun.streams.metrics import SERIES
+from riverrun.streams.flow.metrics import SERIES
 from tests.prometheus_harness import REPO, binary
 from tests.promql_refs import metric_names, series_of, unknown_references
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from riverrun.streams.html_report import render, summary_table, write_html_report
+from riverrun.streams.backtest.html_report import render, summary_table, write_html_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

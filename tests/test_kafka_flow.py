@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from river import datasets
 
-from riverrun.streams.kafka import publish_stream
-from riverrun.streams.replay import replay
-from riverrun.streams.synth import drifting_agrawal, to_records
+from riverrun.streams.backtest.replay import replay
+from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+from riverrun.streams.kafka.admin import publish_stream
 from tests.kafka_harness import Flow, TopicReader, fresh_settings
 from tests.oracle import write_jsonl
 
@@ -161,7 +161,7 @@ def test_live_with_several_partitions_equals_replay(kafka_servers, tmp_path):
     back into event time, so predictions equal a single-file replay."""
     from confluent_kafka.admin import NewPartitions
 
-    from riverrun.streams.kafka import admin, partitions_of
+    from riverrun.streams.kafka.admin import admin, partitions_of
 
     data = drifting_agrawal(2000, drift_at=1000)
     events, labels = to_records(data, label_delay=timedelta(seconds=25), jitter=0.5, n_entities=40)
@@ -211,7 +211,7 @@ def test_lifecycle_actions_reach_the_model_events_topic_and_the_registry(kafka_s
     """The scenario through `riverrun run` with the lifecycle on: its promotion and rollback are
     published to model-events (keyed by model), and its checkpoints are signed in the registry."""
     from riverrun.registry import open_registry
-    from riverrun.streams.scenarios import Scenario
+    from riverrun.streams.backtest.scenarios import Scenario
     from tests.kafka_harness import REGISTRY_KEY
 
     scenario = Scenario(n=12_000, drift_at=3000, corrupt_from=6000, corrupt_to=7000, shift_at=9000)

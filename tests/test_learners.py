@@ -185,8 +185,8 @@ def test_lr_onehot_learns_mixed_features_and_its_checkpoints_load_under_the_allo
 
     from riverrun.registry.unpickler import restricted_loads
     from riverrun.schemas import Event, Label
-    from riverrun.streams.items import FeaturedEvent, SourcedLabel
-    from riverrun.streams.modelstep import ModelStep, StepConfig
+    from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+    from riverrun.streams.core.modelstep import ModelStep, StepConfig
 
     rng = random.Random(4)
     t0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -15,10 +15,10 @@ import pytest
 from riverrun.learners.lifecycle import Checkpoint, ModelLifecycle, PolicyConfig, labels_since_change
 from riverrun.registry import open_registry
 from riverrun.schemas import ModelEvent
-from riverrun.streams.connectors import RegistrySink
-from riverrun.streams.replay import replay
-from riverrun.streams.scenarios import Scenario
-from riverrun.streams.synth import to_records
+from riverrun.streams.backtest.replay import replay
+from riverrun.streams.backtest.scenarios import Scenario
+from riverrun.streams.backtest.synth import to_records
+from riverrun.streams.flow.connectors import RegistrySink
 from tests.oracle import write_jsonl
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -205,7 +205,7 @@ def test_replay_with_policy_reports_and_registers(tmp_path):
 def test_registry_sink_skips_what_a_recovery_re_emits(tmp_path):
     """After a crash the flow re-emits the outputs since its snapshot, identically: the registry
     must not gain duplicate versions or audit records."""
-    from riverrun.streams.connectors import _RegistryPartition
+    from riverrun.streams.flow.connectors import _RegistryPartition
 
     _, outputs, _ = run(list(SCENARIO.rows()), PolicyConfig(), until=8000)
     items = [o for _, o in outputs]
@@ -266,8 +266,8 @@ def test_model_step_dead_letters_the_labels_it_does_not_learn():
     """While learning is paused, each label goes to the dead letters (nothing valid is lost:
     ops can re-feed them once the labelling job is checked), with its origin and the reason."""
     from riverrun.schemas import DeadLetter, Event, Label
-    from riverrun.streams.items import FeaturedEvent, SourcedLabel
-    from riverrun.streams.modelstep import ModelStep, StepConfig
+    from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+    from riverrun.streams.core.modelstep import ModelStep, StepConfig
 
     rows = list(SCENARIO.rows())
     step = ModelStep(StepConfig(model="m", recipe="lr", policy=PolicyConfig(), served_at_event_time=True))

@@ -19,11 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.schemas import Event, Label
-from riverrun.streams.buckets import Buckets
-from riverrun.streams.items import FeaturedEvent, SourcedLabel
-from riverrun.streams.metrics import SERIES, FlowMetrics
-from riverrun.streams.modelstep import ModelStep, StepConfig
-from riverrun.streams.scenarios import Scenario
+from riverrun.streams.backtest.scenarios import Scenario
+from riverrun.streams.core.buckets import Buckets
+from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+from riverrun.streams.core.modelstep import ModelStep, StepConfig
+from riverrun.streams.flow.metrics import SERIES, FlowMetrics
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -127,7 +127,7 @@ def test_view_survives_pickling_and_old_state_without_the_new_fields():
 
 def test_latency_and_dead_letters_from_the_sinks():
     from riverrun.schemas import Origin, dead_letter
-    from riverrun.streams.items import ServedPrediction
+    from riverrun.streams.core.items import ServedPrediction
 
     m = FlowMetrics()
     now = T0.timestamp() + 10
@@ -159,7 +159,7 @@ def test_each_registry_is_separate():
 
 def test_metrics_port_in_use_fails_fast_with_the_fix(monkeypatch):
     from riverrun.errors import ConfigError
-    from riverrun.streams.live import start_metrics
+    from riverrun.streams.flow.live import start_metrics
     from riverrun.streams.settings import load_settings
 
     monkeypatch.delenv("RIVERRUN_METRICS__PORT", raising=False)
@@ -172,7 +172,7 @@ def test_metrics_port_in_use_fails_fast_with_the_fix(monkeypatch):
 
 
 def test_the_endpoint_binds_to_loopback_unless_configured(monkeypatch):
-    from riverrun.streams.live import start_metrics
+    from riverrun.streams.flow.live import start_metrics
     from riverrun.streams.settings import Settings, load_settings
 
     assert Settings().metrics.address == "127.0.0.1"
@@ -198,7 +198,7 @@ def free_port() -> int:
 
 
 def scenario_records(scenario: Scenario, start: datetime, step: timedelta, delay: timedelta):
-    from riverrun.streams.synth import to_records
+    from riverrun.streams.backtest.synth import to_records
 
     rows = [(x, y) for x, y, _truth in scenario.rows()]
     return to_records(rows, start=start, interval=step, label_delay=delay, n_entities=50)
@@ -224,7 +224,7 @@ def wait_for(check, timeout: float, flow=None, what: str = ""):
 
 @pytest.mark.kafka
 def test_live_flow_series_exist_and_move(kafka_servers, tmp_path):
-    from riverrun.streams.kafka import publish_stream
+    from riverrun.streams.kafka.admin import publish_stream
     from tests.kafka_harness import Flow, fresh_settings
     from tests.prometheus_harness import ALERTS, prometheus_server
 

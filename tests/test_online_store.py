@@ -19,8 +19,8 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
 from riverrun.schemas import Event, Prediction
-from riverrun.streams.items import FeaturedEvent, ServedPrediction
-from riverrun.streams.online_store import (
+from riverrun.streams.core.items import FeaturedEvent, ServedPrediction
+from riverrun.streams.serving.online_store import (
     FeatureStoreSink,
     StoreWriter,
     connect,
@@ -196,8 +196,8 @@ def test_online_store_sink_follows_the_settings(redis_url: str, monkeypatch: pyt
 def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str, tmp_path: Path) -> None:
     """The live flow on the real broker writes each entity's latest feature vector and
     prediction to Redis, and exports its writers' counters."""
-    from riverrun.streams.kafka import publish_stream
-    from riverrun.streams.synth import to_records
+    from riverrun.streams.backtest.synth import to_records
+    from riverrun.streams.kafka.admin import publish_stream
     from tests.kafka_harness import Flow, TopicReader, fresh_settings
 
     prefix = f"test-live-{uuid.uuid4().hex[:8]}"

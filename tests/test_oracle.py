@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 from river import datasets
 
-from riverrun.streams.replay import replay
-from riverrun.streams.synth import drifting_agrawal, to_records
+from riverrun.streams.backtest.replay import replay
+from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from tests.oracle import positive_proba, river_reference, write_jsonl
 
 DATASETS = {

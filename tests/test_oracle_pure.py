@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from river import datasets
 
-from riverrun.streams.items import FeaturedEvent, SourcedLabel
-from riverrun.streams.modelstep import ModelStep, StepConfig
-from riverrun.streams.ordering import EVENT, LABEL, Sequencer
-from riverrun.streams.synth import drifting_agrawal, to_records
+from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+from riverrun.streams.core.modelstep import ModelStep, StepConfig
+from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
 from tests.oracle import river_reference
 
 

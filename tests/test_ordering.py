@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from riverrun.streams.ordering import EVENT, LABEL, EventTimeOrderer, Sequenced
+from riverrun.streams.core.ordering import EVENT, LABEL, EventTimeOrderer, Sequenced
 
 
 def _streams(rng: random.Random, n: int):

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from riverrun.schemas import Prediction
-from riverrun.streams.items import ServedPrediction
+from riverrun.streams.core.items import ServedPrediction
 from riverrun.streams.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

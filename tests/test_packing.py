@@ -8,8 +8,8 @@ import pickle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riverrun.streams.join import LabelJoin
-from riverrun.streams.packing import FeaturePacker
+from riverrun.streams.core.join import LabelJoin
+from riverrun.streams.core.packing import FeaturePacker
 
 values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),

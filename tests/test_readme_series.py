@@ -1,10 +1,10 @@
-"""The README's series table (Operations) lists exactly riverrun.streams.metrics.SERIES."""
+"""The README's series table (Operations) lists exactly riverrun.streams.flow.metrics.SERIES."""
 
 from __future__ import annotations
 
 import re
 
-from riverrun.streams.metrics import SERIES
+from riverrun.streams.flow.metrics import SERIES
 from tests.prometheus_harness import REPO
 
 

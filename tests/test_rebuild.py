@@ -13,9 +13,9 @@ from riverrun.learners import build_model
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import Event, Label
-from riverrun.streams.items import FeaturedEvent, SourcedLabel
-from riverrun.streams.modelstep import ModelStep, StepConfig
-from riverrun.streams.scenarios import Scenario
+from riverrun.streams.backtest.scenarios import Scenario
+from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
+from riverrun.streams.core.modelstep import ModelStep, StepConfig
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from riverrun.learners.lifecycle import PolicyConfig
+from riverrun.streams.backtest.progress import Progress
+from riverrun.streams.backtest.replay import expand_runs, replay
+from riverrun.streams.backtest.scenarios import Scenario
+from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.cli import main
-from riverrun.streams.progress import Progress
-from riverrun.streams.replay import expand_runs, replay
-from riverrun.streams.scenarios import Scenario
-from riverrun.streams.synth import to_records
 from tests.oracle import write_jsonl
 from tests.test_cli import flat
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from riverrun.schemas import Event, Label
+from riverrun.streams.backtest.replay import replay
+from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.cli import main
-from riverrun.streams.kafka import publish_stream
-from riverrun.streams.kafka_range import parse_offsets, resolve_range
-from riverrun.streams.replay import replay
-from riverrun.streams.synth import drifting_agrawal, to_records
+from riverrun.streams.kafka.admin import publish_stream
+from riverrun.streams.kafka.range import parse_offsets, resolve_range
 from tests.kafka_harness import fresh_settings
 from tests.oracle import write_jsonl
 
@@ -108,7 +108,7 @@ def test_kafka_range_over_several_partitions_equals_file_replay(kafka_servers, t
     back into event time, as the live flow does."""
     from confluent_kafka.admin import NewPartitions
 
-    from riverrun.streams.kafka import admin
+    from riverrun.streams.kafka.admin import admin
 
     events, labels = _stream()
     settings, config = fresh_settings(kafka_servers, tmp_path, features="default")

@@ -8,11 +8,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from riverrun.streams.backtest.replay import NO_TIME, replay
 from riverrun.streams.cli import main
-from riverrun.streams.connectors import CallbackSink, MemorySource
-from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
-from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.replay import NO_TIME, replay
+from riverrun.streams.core.modelstep import StepConfig
+from riverrun.streams.flow.connectors import CallbackSink, MemorySource
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from tests.oracle import write_jsonl
 from tests.test_segments import COUNTRIES, stream, without_country
 

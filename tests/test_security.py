@@ -30,7 +30,7 @@ import redis
 
 from riverrun.errors import ConfigError, RegistryUnavailable, RiverrunError
 from riverrun.registry import RedisStore, open_registry
-from riverrun.streams.kafka import check_broker
+from riverrun.streams.kafka.admin import check_broker
 from riverrun.streams.settings import load_settings
 from tests.kafka_harness import REGISTRY_KEY, ROOT, Flow, TopicReader, fresh_settings
 

@@ -7,11 +7,11 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from riverrun.schemas import DeadLetter, Event, Label
-from riverrun.streams.connectors import CallbackSink, MemorySource
-from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
-from riverrun.streams.items import ServedPrediction
-from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.segments import SegmentRouter, segment_name
+from riverrun.streams.core.items import ServedPrediction
+from riverrun.streams.core.modelstep import StepConfig
+from riverrun.streams.core.segments import SegmentRouter, segment_name
+from riverrun.streams.flow.connectors import CallbackSink, MemorySource
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 COUNTRIES = ("DE", "FR", "IT")

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from riverrun.errors import ConfigError
-from riverrun.streams.kafka import publish_stream
-from riverrun.streams.live import shard_settings
-from riverrun.streams.shards import Shard
-from riverrun.streams.synth import drifting_agrawal, to_records
+from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+from riverrun.streams.flow.live import shard_settings
+from riverrun.streams.flow.shards import Shard
+from riverrun.streams.kafka.admin import publish_stream
 from tests.kafka_harness import Flow, TopicReader, fresh_settings
 from tests.test_segments import run as run_in_one_process
 
@@ -41,7 +41,7 @@ def segmented_stream(n: int, segments: int):
 def _grow(settings, partitions: int) -> None:
     from confluent_kafka.admin import NewPartitions
 
-    from riverrun.streams.kafka import admin
+    from riverrun.streams.kafka.admin import admin
 
     t = settings.topics
     client = admin(settings)  # alive until the futures resolve
@@ -95,7 +95,7 @@ def test_sharding_refuses_what_would_split_a_model(kafka_servers, tmp_path):
         shard_settings(settings, Shard(1, 2), None)
     from confluent_kafka.admin import NewPartitions
 
-    from riverrun.streams.kafka import admin
+    from riverrun.streams.kafka.admin import admin
 
     client = admin(settings)  # alive until the future resolves
     client.create_partitions([NewPartitions(settings.topics.events, 2)])[settings.topics.events].result(30)

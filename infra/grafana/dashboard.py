@@ -4,7 +4,7 @@
 
 The JSON is what Grafana provisions (provisioning/dashboards/riverrun.yml); this file is its
 readable source. tests/test_grafana.py checks the JSON is current, provisionable, and that every
-expression reads only series of ``riverrun.streams.metrics.SERIES``.
+expression reads only series of ``riverrun.streams.flow.metrics.SERIES``.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def dashboard() -> dict[str, Any]:
         "uid": UID,
         "title": "riverrun flow",
         "description": "A riverrun flow: throughput, bad input, delayed labels, model quality, drift, "
-        "lifecycle, engine. Series: riverrun.streams.metrics.SERIES; alerts: infra/prometheus/alerts.yml.",
+        "lifecycle, engine. Series: riverrun.streams.flow.metrics.SERIES; alerts: infra/prometheus/alerts.yml.",
         "tags": ["riverrun"],
         "timezone": "utc",
         "schemaVersion": 39,

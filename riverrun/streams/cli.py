@@ -24,7 +24,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from riverrun.streams.demo import run_demo
+    from riverrun.streams.backtest.demo import run_demo
 
     summary = run_demo(
         args.out, n_events=args.events, label_delay_seconds=args.label_delay, progress=not args.no_progress
@@ -74,7 +74,7 @@ def _policies(args, settings):
 
 def _replay_input(args, settings):
     """Files, or a range of the configured Kafka topics."""
-    from riverrun.streams.replay import file_input, kafka_input
+    from riverrun.streams.backtest.replay import file_input, kafka_input
 
     ranged = (args.start_offset, args.end_offset, args.start_time, args.end_time)
     if not args.from_kafka:
@@ -92,8 +92,8 @@ def _replay_input(args, settings):
         raise RiverrunError("--from-kafka reads the topics of -c CONFIG: drop --events/--labels")
     if (args.start_offset or args.end_offset) and (args.start_time or args.end_time):
         raise RiverrunError("select the range by offsets or by times, not both")
-    from riverrun.streams.kafka import require_topics
-    from riverrun.streams.kafka_range import parse_offsets
+    from riverrun.streams.kafka.admin import require_topics
+    from riverrun.streams.kafka.range import parse_offsets
 
     parse_offsets(args.start_offset), parse_offsets(args.end_offset)  # fail before connecting
     times = []
@@ -105,7 +105,7 @@ def _replay_input(args, settings):
     topics = [settings.topics.events, settings.topics.labels]
     control, loader = None, None
     if not args.no_control:  # operator commands over the same range, as the live flow read them
-        from riverrun.streams.control import control_loader
+        from riverrun.streams.core.control import control_loader
 
         control = settings.topics.control
         loader = control_loader(settings.registry.opener(), settings.flow.max_payload_bytes)
@@ -127,7 +127,7 @@ def _replay_input(args, settings):
 
 def _cmd_replay(args) -> int:
     from riverrun.learners import build_model
-    from riverrun.streams.replay import replay_input
+    from riverrun.streams.backtest.replay import replay_input
     from riverrun.streams.settings import load_settings
 
     settings = load_settings(args.config) if (args.config is not None or args.from_kafka) else None
@@ -181,9 +181,9 @@ def _cmd_replay(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from riverrun.streams.live import run_live
+    from riverrun.streams.flow.live import run_live
+    from riverrun.streams.flow.shards import Shard
     from riverrun.streams.settings import load_settings
-    from riverrun.streams.shards import Shard
 
     settings = load_settings(args.config)
     addresses = args.addresses.split(";") if args.addresses else None
@@ -193,10 +193,10 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_produce(args) -> int:
-    from riverrun.streams.connectors import read_jsonl
-    from riverrun.streams.kafka import publish_stream
+    from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+    from riverrun.streams.flow.connectors import read_jsonl
+    from riverrun.streams.kafka.admin import publish_stream
     from riverrun.streams.settings import load_settings
-    from riverrun.streams.synth import drifting_agrawal, to_records
 
     settings = load_settings(args.config)
     if args.events:
@@ -238,7 +238,7 @@ def _cmd_produce(args) -> int:
 
 
 def _cmd_topics(args) -> int:
-    from riverrun.streams.kafka import create_topics
+    from riverrun.streams.kafka.admin import create_topics
     from riverrun.streams.settings import load_settings
 
     settings = load_settings(args.config)
@@ -300,7 +300,7 @@ def _send_control(args, settings, registry) -> int:
     from datetime import UTC, datetime
 
     from riverrun.schemas import Control
-    from riverrun.streams.connectors import VerifiedProducer
+    from riverrun.streams.flow.connectors import VerifiedProducer
 
     version = getattr(args, "version", None)
     if version is not None:
@@ -330,7 +330,7 @@ def _cmd_schemas(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from riverrun.streams.synth import drifting_agrawal, to_records
+    from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 
     data = drifting_agrawal(args.n, seed=args.seed)
     events, labels = to_records(data, label_delay=timedelta(seconds=args.label_delay), seed=args.seed)
@@ -342,7 +342,7 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_gateway(args) -> int:
-    from riverrun.streams.gateway import run_gateway
+    from riverrun.streams.serving.gateway import run_gateway
     from riverrun.streams.settings import load_settings
 
     settings = load_settings(args.config)

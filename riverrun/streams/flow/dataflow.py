@@ -1,8 +1,9 @@
 """The one Bytewax dataflow, used by every mode (run, replay, demo, tests).
 
-This module and ``connectors`` are the only places that know Bytewax; everything that decides
-is in pure objects (``Sequencer``, ``EntityFeatures``, ``ModelStep`` and its ``ModelLifecycle``)
-that replay and unit tests use unchanged.
+Bytewax is known only under ``streams/flow/`` (this module, the sources and sinks) and by the
+Bytewax sources and sinks of ``streams/kafka/`` and ``streams/serving/``; everything that decides
+is in pure objects under ``streams/core/`` and ``learners/`` (``Sequencer``, ``EntityFeatures``,
+``ModelStep`` and its ``ModelLifecycle``) that replay and unit tests use unchanged.
 
 ::
 
@@ -40,9 +41,8 @@ from bytewax.outputs import FixedPartitionedSink, Sink
 from riverrun.learners.lifecycle import Checkpoint
 from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, decode_event, decode_label
-from riverrun.streams.connectors import sink_key
-from riverrun.streams.features import EntityFeatures, FeatureMode, identity_features
-from riverrun.streams.items import (
+from riverrun.streams.core.features import EntityFeatures, FeatureMode, identity_features
+from riverrun.streams.core.items import (
     ControlItem,
     FeaturedEvent,
     MetricsPoint,
@@ -50,10 +50,12 @@ from riverrun.streams.items import (
     ServedPrediction,
     SourcedLabel,
 )
-from riverrun.streams.metrics import FlowMetrics
-from riverrun.streams.modelstep import ModelStep, StepConfig
-from riverrun.streams.ordering import EVENT, LABEL, Sequencer
-from riverrun.streams.segments import SegmentRouter, unknown_event_letter
+from riverrun.streams.core.modelstep import ModelStep, StepConfig
+from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
+from riverrun.streams.core.segments import SegmentRouter, unknown_event_letter
+from riverrun.streams.flow import recovery
+from riverrun.streams.flow.connectors import sink_key
+from riverrun.streams.flow.metrics import FlowMetrics
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ class _FeaturesLogic(StatefulLogic):
 
 def _features_builder(window_seconds: float) -> Callable[[bytes | None], _FeaturesLogic]:
     def build(resume: bytes | None) -> _FeaturesLogic:
-        return _FeaturesLogic(EntityFeatures(window_seconds) if resume is None else pickle.loads(resume))
+        return _FeaturesLogic(EntityFeatures(window_seconds) if resume is None else recovery.loads(resume))
 
     return build
 
@@ -375,7 +377,7 @@ def build_dataflow(
                 ttl = max(s.label_ttl_seconds for s in spec.steps)
                 router = SegmentRouter(spec.segment_by, ttl)
         else:
-            state = pickle.loads(resume)
+            state = recovery.loads(resume)
             sequencer, router = state if isinstance(state, tuple) else (state, None)
             sequencer.orderer.resumed(time.time())
         return _OrderLogic(sequencer, spec.finite, router, label_topic)
@@ -417,7 +419,7 @@ def build_dataflow(
         routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
 
     def builder(resume: bytes | None) -> _ModelLogic:
-        step = rebuilt(pickle.loads(resume)) if resume is not None else None  # see learners.rebuild
+        step = rebuilt(recovery.loads(resume)) if resume is not None else None  # see learners.rebuild
         return _ModelLogic(configs, spec.finite, step, metrics, publish_every)
 
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))

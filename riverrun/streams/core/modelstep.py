@@ -31,15 +31,15 @@ from riverrun.learners import OnlineLearner
 from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
 from riverrun.learners.online import label_kind
 from riverrun.schemas import DeadLetter, Origin, dead_letter
-from riverrun.streams.items import (
+from riverrun.streams.core.items import (
     ControlItem,
     FeaturedEvent,
     MetricsPoint,
     ServedPrediction,
     SourcedLabel,
 )
-from riverrun.streams.join import LabelJoin
-from riverrun.streams.metrics import ModelView
+from riverrun.streams.core.join import LabelJoin
+from riverrun.streams.flow.metrics import ModelView
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from riverrun.errors import RiverrunError
 from riverrun.schemas import DeadLetter, dead_letter, decode_control
-from riverrun.streams.items import ControlItem, RawRecord
+from riverrun.streams.core.items import ControlItem, RawRecord
 
 
 def control_loader(

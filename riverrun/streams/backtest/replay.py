@@ -39,14 +39,8 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.schemas import DeadLetter, ModelEvent
-from riverrun.streams.connectors import CallbackSink, JsonLinesSource, to_json
-from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
-from riverrun.streams.features import FeatureMode
-from riverrun.streams.items import ControlItem, MetricsPoint, RawRecord
-from riverrun.streams.metrics import FlowMetrics
-from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.progress import Progress
-from riverrun.streams.report import (
+from riverrun.streams.backtest.progress import Progress
+from riverrun.streams.backtest.report import (
     PsiTimeline,
     action_markers,
     actions_summary,
@@ -54,6 +48,12 @@ from riverrun.streams.report import (
     plot_metrics,
     write_report,
 )
+from riverrun.streams.core.features import FeatureMode
+from riverrun.streams.core.items import ControlItem, MetricsPoint, RawRecord
+from riverrun.streams.core.modelstep import StepConfig
+from riverrun.streams.flow.connectors import CallbackSink, JsonLinesSource, to_json
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.flow.metrics import FlowMetrics
 
 #: Dead-letter reasons the model steps give (once per run); the others come from decoding the
 #: input, which a pass per run would repeat.
@@ -155,7 +155,7 @@ def kafka_input(
     over the same times are ordered with the stream by their event time, as the live flow orders
     them. With offsets, the control topic is read whole unless ``control=N`` ranges it (a plain
     ``N`` is an offset of the events and labels only)."""
-    from riverrun.streams.kafka_range import KafkaRangeSource, parse_offsets, resolve_range
+    from riverrun.streams.kafka.range import KafkaRangeSource, parse_offsets, resolve_range
 
     starts, ends = parse_offsets(start_offset), parse_offsets(end_offset)
     topics = [("events", event_topic), ("labels", label_topic)]
@@ -222,7 +222,7 @@ def _ending(
     stream would wait in the ordering's buffer until the end of the input (memory growing with
     the range). The marker's time says the partition is done; the command names no model (every
     model step ignores it) and is released last, after every record."""
-    from riverrun.streams.kafka_range import EndOfRange
+    from riverrun.streams.kafka.range import EndOfRange
 
     def load(raw: RawRecord) -> ControlItem | DeadLetter:
         if isinstance(raw.value, EndOfRange):
@@ -291,12 +291,6 @@ def replay(
         pass_per_run=pass_per_run,
         segment_by=segment_by,
     )
-
-
-def _single_policy(policy: PolicyConfig | None) -> tuple[str, PolicyConfig]:
-    if policy is None or not policy.enabled:
-        return ("none", PolicyConfig(enabled=False))
-    return ("default", policy)
 
 
 def replay_input(
@@ -401,7 +395,7 @@ def replay_input(
     )
     result.report = json.loads(report_path.read_text())
     if plot:
-        from riverrun.streams.html_report import write_html_report
+        from riverrun.streams.backtest.html_report import write_html_report
 
         plot_metrics(
             result.points, out / "metrics.png", title=inp.title, markers=action_markers(result.model_events)

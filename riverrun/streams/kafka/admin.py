@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
 from riverrun.schemas import Event, Label, Origin
-from riverrun.streams.connectors import VerifiedProducer
-from riverrun.streams.items import Kind, RawRecord
+from riverrun.streams.core.items import Kind, RawRecord
+from riverrun.streams.flow.connectors import VerifiedProducer
 from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)

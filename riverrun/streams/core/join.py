@@ -31,8 +31,8 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-from riverrun.streams.buckets import LABEL_DELAY_BOUNDS, Buckets
-from riverrun.streams.packing import FeaturePacker
+from riverrun.streams.core.buckets import LABEL_DELAY_BOUNDS, Buckets
+from riverrun.streams.core.packing import FeaturePacker
 
 
 class LabelJoin:

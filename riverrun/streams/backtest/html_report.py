@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from riverrun.streams.report import MARKED_ACTIONS
+from riverrun.streams.backtest.report import MARKED_ACTIONS
 
 #: Rolling metrics plotted, one panel each (higher is better except log loss).
 PANELS = (

@@ -35,7 +35,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from riverrun.errors import ConfigError
 from riverrun.schemas import Origin
-from riverrun.streams.items import Kind, RawRecord
+from riverrun.streams.core.items import Kind, RawRecord
 
 _ITEM = re.compile(r"^(?:(events|labels|control)(?::(\d+))?=)?(\d+)$")
 

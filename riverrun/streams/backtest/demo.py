@@ -1,6 +1,6 @@
 """``riverrun demo``: the whole loop in one process, no broker.
 
-A seeded stream with three troubles at known places (``riverrun.streams.scenarios``): a sudden
+A seeded stream with three troubles at known places (``riverrun.streams.backtest.scenarios``): a sudden
 concept drift, a stretch of corrupted (flipped) labels, and a covariate shift on one feature.
 Labels arrive a fixed time after their event and a few malformed records are mixed in. Two
 copies of ``lr`` learn side by side through the same dataflow as ``riverrun run`` (in-memory
@@ -23,13 +23,13 @@ from pathlib import Path
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.registry import open_registry
 from riverrun.schemas import DeadLetter, ModelEvent
-from riverrun.streams.connectors import CallbackSink, MemorySource, RegistrySink, to_json
-from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_in_process
-from riverrun.streams.items import MetricsPoint
-from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.report import action_markers, actions_summary, plot_metrics, write_report
-from riverrun.streams.scenarios import Scenario
-from riverrun.streams.synth import to_records
+from riverrun.streams.backtest.report import action_markers, actions_summary, plot_metrics, write_report
+from riverrun.streams.backtest.scenarios import Scenario
+from riverrun.streams.backtest.synth import to_records
+from riverrun.streams.core.items import MetricsPoint
+from riverrun.streams.core.modelstep import StepConfig
+from riverrun.streams.flow.connectors import CallbackSink, MemorySource, RegistrySink, to_json
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
 
 #: Malformed events mixed into the demo stream: they must reach the dead letters, nothing else.
 BAD_EVENTS = [
@@ -129,7 +129,7 @@ def run_demo(
         points,
         mode="demo",
         stream={
-            "generator": "riverrun.streams.scenarios.Scenario",
+            "generator": "riverrun.streams.backtest.scenarios.Scenario",
             "events": len(events),
             "troubles": [
                 {"event": i, "what": text, "time": events[i].ts.isoformat()} for i, text in scenario.markers()

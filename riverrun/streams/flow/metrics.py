@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from riverrun.streams.buckets import LATENCY_BOUNDS, Buckets
+from riverrun.streams.core.buckets import LATENCY_BOUNDS, Buckets
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ and their ``a``-prefixed twins (``redis.asyncio.Redis``), used by the gateway.
 
 >>> from datetime import UTC, datetime
 >>> from riverrun.schemas import Event
->>> from riverrun.streams.items import FeaturedEvent
+>>> from riverrun.streams.core.items import FeaturedEvent
 >>> event = Event(event_id="e1", entity="u1", ts=datetime(2024, 1, 1, tzinfo=UTC), features={"a": 1.0})
 >>> key, field, value = entry_of(FeaturedEvent(event, {"a": 1.0, "count": 1}, 0, 0), "demo")
 >>> key, field
@@ -34,7 +34,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from riverrun.schemas import Prediction
-from riverrun.streams.items import FeaturedEvent, ServedPrediction
+from riverrun.streams.core.items import FeaturedEvent, ServedPrediction
 
 if TYPE_CHECKING:
     from riverrun.streams.settings import Settings

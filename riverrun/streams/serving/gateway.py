@@ -41,7 +41,7 @@ import orjson
 
 from riverrun.errors import ConfigError
 from riverrun.schemas import DeadLetter, Event, Label, decode_event, decode_label
-from riverrun.streams.publishers import ConfluentPublisher, FaustPublisher
+from riverrun.streams.kafka.publishers import ConfluentPublisher, FaustPublisher
 from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class Gateway:
 
     async def features(self, entity: str) -> tuple[int, dict]:
         """GET /features/{entity}: the latest feature vector the flow stored."""
-        from riverrun.streams.online_store import alatest_features
+        from riverrun.streams.serving.online_store import alatest_features
 
         try:
             record = await alatest_features(self.redis, self.prefix, entity)
@@ -155,7 +155,7 @@ class Gateway:
 
     async def predictions(self, entity: str, model: str | None) -> tuple[int, dict]:
         """GET /predictions/{entity}: the latest prediction of each model (or of ``model``)."""
-        from riverrun.streams.online_store import alatest_predictions, newest_prediction
+        from riverrun.streams.serving.online_store import alatest_predictions, newest_prediction
 
         try:
             by_model = await alatest_predictions(self.redis, self.prefix, entity)
@@ -173,7 +173,7 @@ class Gateway:
         """The agent's batch -> the online store (retried with backoff while Redis is down)."""
         import redis
 
-        from riverrun.streams.online_store import prediction_entry, queue_writes
+        from riverrun.streams.serving.online_store import prediction_entry, queue_writes
 
         latest, stored = {}, 0
         for payload in payloads:
@@ -435,7 +435,7 @@ def run_gateway(settings: Settings, loglevel: str = "WARNING") -> None:
     same process as a Bytewax flow). Checks the port, the broker and the topics first."""
     import faust
 
-    from riverrun.streams.kafka import require_topics
+    from riverrun.streams.kafka.admin import require_topics
 
     g = settings.gateway
     _check_port(g.address, g.port)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from riverrun.errors import DeliveryError
 from riverrun.schemas import DeadLetter, ModelEvent, Origin
-from riverrun.streams.items import Kind, RawRecord
+from riverrun.streams.core.items import Kind, RawRecord
 
 log = logging.getLogger(__name__)
 

@@ -68,12 +68,6 @@ class EntityFeatures:
         self.window_seconds, self.count, self.last_ts, self._window, self._sums, self._since_resum = state
         self._names = {}
 
-    def _mean_name(self, name: str) -> str:
-        out = self._names.get(name)
-        if out is None:
-            out = self._names[name] = f"{name}_mean_{self.window_seconds:g}s"
-        return out
-
     def transform(self, event: Event) -> dict:
         """Update the state with ``event`` and return its feature vector."""
         ts = event.ts.timestamp()

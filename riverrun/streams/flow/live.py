@@ -78,21 +78,21 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import Sink
 
 from riverrun.errors import ConfigError
-from riverrun.streams.connectors import (
+from riverrun.streams.core.control import control_loader
+from riverrun.streams.core.modelstep import StepConfig
+from riverrun.streams.flow.connectors import (
     KafkaRecordSink,
     RegistrySink,
     StoppableSource,
     StopSignal,
     metered,
 )
-from riverrun.streams.control import control_loader
-from riverrun.streams.engine import FlowSinks, FlowSpec, build_dataflow, run_cluster
-from riverrun.streams.kafka import kafka_source, partitions_of, require_topics
-from riverrun.streams.metrics import FlowMetrics, serve
-from riverrun.streams.modelstep import StepConfig
-from riverrun.streams.online_store import online_store_sink
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_cluster
+from riverrun.streams.flow.metrics import FlowMetrics, serve
+from riverrun.streams.flow.shards import Shard
+from riverrun.streams.kafka.admin import kafka_source, partitions_of, require_topics
+from riverrun.streams.serving.online_store import online_store_sink
 from riverrun.streams.settings import Settings
-from riverrun.streams.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def build_live_flow(
 ) -> Dataflow:
     """Kafka events + labels in, predictions, dead letters and model events out; ``stop``
     ends the inputs; ``metrics`` (this process's) counts and observes what flows; ``shard``:
-    only its share of the events and labels partitions (``riverrun.streams.shards``)."""
+    only its share of the events and labels partitions (``riverrun.streams.flow.shards``)."""
     conf = settings.kafka.client_config()
     t = settings.topics
     predictions: Sink = KafkaRecordSink(conf, t.predictions)
@@ -303,7 +303,7 @@ def run_live(
     shard: Shard | None = None,
 ) -> None:
     """Check the broker and topics (fail fast), then run until stopped. ``shard``: run as one
-    of several independent processes (``riverrun.streams.shards``)."""
+    of several independent processes (``riverrun.streams.flow.shards``)."""
     t = settings.topics
     require_topics(settings, [t.events, t.labels, t.predictions, t.dead_letter, t.model_events, t.control])
     if shard is not None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from riverrun.streams.items import MetricsPoint
+from riverrun.streams.core.items import MetricsPoint
 
 
 def summarize(points: list[MetricsPoint]) -> dict[str, Any]:
