@@ -367,7 +367,9 @@ class GatewaySettings(_Section):
     """``riverrun gateway``: HTTP ingest and serving at ``http://address:port`` (a Faust app;
     ``address`` is its web bind and host). Loopback by default: bind ``0.0.0.0`` only behind a
     proxy or on a trusted network. ``app_id`` is the Faust app id, the consumer group of the
-    agent that copies the predictions topic into the online store (``consume_predictions``)."""
+    agent that copies the predictions topic into the online store (``consume_predictions``).
+    ``auth = "token"`` (the default): every route but /healthz needs a bearer token whose
+    sha256 is in ``tokens`` or ``tokens_file`` (``riverrun gateway token`` makes one)."""
 
     address: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -383,6 +385,13 @@ class GatewaySettings(_Section):
     predictions_from: Literal["earliest", "latest"] = Field(
         "latest", description="where the agent starts without a committed offset"
     )
+    auth: Literal["token", "none"] = Field(
+        "token", description='bearer tokens required (see gateway_auth); "none": anyone, logged loudly'
+    )
+    tokens: str = Field(
+        "", description="grant lines 'sha256:HEX SCOPES [NAME]', ';'-separated (RIVERRUN_GATEWAY__TOKENS)"
+    )
+    tokens_file: Path | None = Field(None, description="a file of grant lines, one per line")
 
 
 class Settings(BaseSettings):
