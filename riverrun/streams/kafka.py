@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE as CONSUMER_LAG
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
@@ -135,7 +142,8 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
 
 class _TailPartition(StatefulSourcePartition[RawRecord, int]):
     """One partition of a topic, read from an offset on and never ending, as ``RawRecord``s
-    (origin: topic, partition, offset, key). The snapshot is the next offset to read.
+    (origin: topic, partition, offset, key; ``received_at``: the record's Kafka timestamp). The
+    snapshot is the next offset to read.
 
     A poll takes what librdkafka has fetched already and returns at once: Bytewax's own Kafka
     partition waits up to 1 ms in ``consume`` for a full batch, in the worker's only thread, so
@@ -193,7 +201,9 @@ class _TailPartition(StatefulSourcePartition[RawRecord, int]):
                 msg.offset(),
                 None if key is None else key.decode("utf-8", "backslashreplace"),
             )
-            batch.append(RawRecord(kind, msg.value(), origin))
+            ts_type, ts_ms = msg.timestamp()  # log-append or create time
+            appended = None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts_ms / 1000.0
+            batch.append(RawRecord(kind, msg.value(), origin, appended))
         if batch:
             self._next = batch[-1].origin.offset + 1  # type: ignore[operator]
             self._awake = None
