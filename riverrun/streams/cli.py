@@ -19,19 +19,6 @@ def _model_arg(text: str) -> tuple[str, str]:
     return (name, recipe) if sep else (text, text)
 
 
-def _kafka_settings(args):
-    """The settings of a command that talks to Kafka. When the environment overrides the
-    file's (or the default) broker address, says so on stderr, in one line: otherwise
-    KAFKA_BOOTSTRAP_SERVERS silently sends the command to another broker than the file names."""
-    from riverrun.streams.settings import load_settings
-
-    settings = load_settings(args.config)
-    note = settings.bootstrap_origin().note()
-    if note is not None:
-        print(f"riverrun {args.command}: {note}", file=sys.stderr)
-    return settings
-
-
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="TOML settings file (see riverrun.example.toml)")
 
@@ -143,10 +130,7 @@ def _cmd_replay(args) -> int:
     from riverrun.streams.replay import replay_input
     from riverrun.streams.settings import load_settings
 
-    if args.from_kafka:
-        settings = _kafka_settings(args)
-    else:
-        settings = load_settings(args.config) if args.config is not None else None
+    settings = load_settings(args.config) if (args.config is not None or args.from_kafka) else None
     flow = settings.flow if settings is not None else None
     if args.model:
         models = args.model
@@ -198,9 +182,10 @@ def _cmd_replay(args) -> int:
 
 def _cmd_run(args) -> int:
     from riverrun.streams.live import run_live
+    from riverrun.streams.settings import load_settings
     from riverrun.streams.shards import Shard
 
-    settings = _kafka_settings(args)
+    settings = load_settings(args.config)
     addresses = args.addresses.split(";") if args.addresses else None
     shard = Shard.parse(args.shard) if args.shard else None
     run_live(settings, workers=args.workers, process_id=args.process_id, addresses=addresses, shard=shard)
@@ -209,16 +194,14 @@ def _cmd_run(args) -> int:
 
 def _cmd_produce(args) -> int:
     from riverrun.streams.connectors import read_jsonl
-    from riverrun.streams.kafka import publish_stream, require_topics
+    from riverrun.streams.kafka import publish_stream
+    from riverrun.streams.settings import load_settings
     from riverrun.streams.synth import drifting_agrawal, to_records
 
-    if args.events and not args.labels:
-        raise RiverrunError("--events needs --labels")
-    settings = _kafka_settings(args)
-    # The broker and both topics first: an unreachable broker fails in a second, not after a
-    # 30 s flush, and a mistyped topic is not auto-created with nobody reading it.
-    require_topics(settings, [settings.topics.events, settings.topics.labels])
+    settings = load_settings(args.config)
     if args.events:
+        if not args.labels:
+            raise RiverrunError("--events needs --labels")
         from riverrun.schemas import DeadLetter, decode_event, decode_label
 
         # Invalid lines are published verbatim, at their place: the flow dead-letters them.
@@ -256,17 +239,11 @@ def _cmd_produce(args) -> int:
 
 def _cmd_topics(args) -> int:
     from riverrun.streams.kafka import create_topics
+    from riverrun.streams.settings import load_settings
 
-    settings = _kafka_settings(args)
-    statuses = create_topics(settings)
-    for name, status in statuses.items():
+    settings = load_settings(args.config)
+    for name, status in create_topics(settings).items():
         print(f"{name}: {status}")
-    origin = settings.bootstrap_origin()
-    created = sum(status == "created" for status in statuses.values())
-    print(
-        f"{created} created, {len(statuses) - created} already there, on Kafka at {origin.servers} "
-        f"({origin.source})"
-    )
     return 0
 
 
@@ -286,22 +263,27 @@ def _cmd_models(args) -> int:
 
     from riverrun.streams.settings import load_settings
 
-    if args.models_command in ("rollback", "checkpoint"):  # through Kafka
-        settings = _kafka_settings(args)
-    else:
-        settings = load_settings(args.config)
+    settings = load_settings(args.config)
     registry = _open_registry(args, settings)
     if args.models_command == "list":
         versions = registry.versions(args.model)
         if not versions:
             print(f"no versions of {args.model!r}")
             return 1
-        print(f"{'version':>7}  {'parent':>6}  {'n_learned':>9}  {'accuracy':>8}  {'created_at':<27} reason")
+        champion = registry.get_pointer(args.model, "champion")
+        print(
+            f"registry versions of {args.model!r} (checkpoints; `models rollback {args.model} N` takes "
+            "these). Predictions' model_version is the flow's serving generation, a different "
+            "number: each reason says which one it was taken from (serving vK). * = champion, "
+            "what the flow serves or last checkpointed from it"
+        )
+        print(f"{'registry':>9}  {'parent':>6}  {'n_learned':>9}  {'accuracy':>8}  {'created_at':<27} reason")
         for v in versions:
             acc = v.metrics.get("accuracy")
             shown = f"{acc:.4f}" if acc is not None else "-"
             parent = v.parent if v.parent is not None else "-"
-            print(f"{v.version:>7}  {parent:>6}  {v.n_learned:>9}  {shown:>8}  {v.created_at:<27} {v.reason}")
+            mark = f"{'*' if v.version == champion else ''}v{v.version}"
+            print(f"{mark:>9}  {parent:>6}  {v.n_learned:>9}  {shown:>8}  {v.created_at:<27} {v.reason}")
     elif args.models_command == "show":
         print(json.dumps(registry.meta(args.model, args.version).to_dict(), indent=2, default=str))
     elif args.models_command == "diff":
@@ -322,16 +304,12 @@ def _cmd_models(args) -> int:
 
 
 def _send_control(args, settings, registry) -> int:
-    """Publish an operator command to the running flow's control topic (acknowledged). The
-    broker and the topic are checked first: a mistyped [topics] control would be auto-created
-    by the broker and the command reported sent, with no flow ever reading it."""
+    """Publish an operator command to the running flow's control topic (acknowledged)."""
     from datetime import UTC, datetime
 
     from riverrun.schemas import Control
     from riverrun.streams.connectors import VerifiedProducer
-    from riverrun.streams.kafka import require_topics
 
-    require_topics(settings, [settings.topics.control])
     version = getattr(args, "version", None)
     if version is not None:
         registry.load(args.model, version)  # refuse now what the flow would refuse
@@ -342,7 +320,13 @@ def _send_control(args, settings, registry) -> int:
     producer = VerifiedProducer(settings.kafka.client_config())
     producer.produce(settings.topics.control, command.model_dump_json().encode(), args.model.encode())
     producer.flush()
-    what = f"rollback to v{version}" if version else "checkpoint"
+    what = (
+        f"rollback to registry v{version} (it will serve under a new serving generation: "
+        "predictions' model_version counts rollbacks and promotions, the model event names "
+        f"registry v{version})"
+        if version
+        else "checkpoint"
+    )
     print(
         f"sent {what} of {args.model!r} to {settings.topics.control!r} at event time "
         f"{at.isoformat()}: the flow applies it in order with the stream; watch "
@@ -373,8 +357,9 @@ def _cmd_generate(args) -> int:
 
 def _cmd_gateway(args) -> int:
     from riverrun.streams.gateway import run_gateway
+    from riverrun.streams.settings import load_settings
 
-    settings = _kafka_settings(args)
+    settings = load_settings(args.config)
     flags = {k: v for k, v in (("address", args.address), ("port", args.port)) if v is not None}
     if flags:  # flags beat the file and the environment
         settings = settings.model_copy(update={"gateway": settings.gateway.model_copy(update=flags)})
