@@ -19,6 +19,19 @@ def _model_arg(text: str) -> tuple[str, str]:
     return (name, recipe) if sep else (text, text)
 
 
+def _kafka_settings(args):
+    """The settings of a command that talks to Kafka. When the environment overrides the
+    file's (or the default) broker address, says so on stderr, in one line: otherwise
+    KAFKA_BOOTSTRAP_SERVERS silently sends the command to another broker than the file names."""
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    note = settings.bootstrap_origin().note()
+    if note is not None:
+        print(f"riverrun {args.command}: {note}", file=sys.stderr)
+    return settings
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="TOML settings file (see riverrun.example.toml)")
 
@@ -130,7 +143,10 @@ def _cmd_replay(args) -> int:
     from riverrun.streams.replay import replay_input
     from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config) if (args.config is not None or args.from_kafka) else None
+    if args.from_kafka:
+        settings = _kafka_settings(args)
+    else:
+        settings = load_settings(args.config) if args.config is not None else None
     flow = settings.flow if settings is not None else None
     if args.model:
         models = args.model
@@ -182,10 +198,9 @@ def _cmd_replay(args) -> int:
 
 def _cmd_run(args) -> int:
     from riverrun.streams.live import run_live
-    from riverrun.streams.settings import load_settings
     from riverrun.streams.shards import Shard
 
-    settings = load_settings(args.config)
+    settings = _kafka_settings(args)
     addresses = args.addresses.split(";") if args.addresses else None
     shard = Shard.parse(args.shard) if args.shard else None
     run_live(settings, workers=args.workers, process_id=args.process_id, addresses=addresses, shard=shard)
@@ -194,14 +209,16 @@ def _cmd_run(args) -> int:
 
 def _cmd_produce(args) -> int:
     from riverrun.streams.connectors import read_jsonl
-    from riverrun.streams.kafka import publish_stream
-    from riverrun.streams.settings import load_settings
+    from riverrun.streams.kafka import publish_stream, require_topics
     from riverrun.streams.synth import drifting_agrawal, to_records
 
-    settings = load_settings(args.config)
+    if args.events and not args.labels:
+        raise RiverrunError("--events needs --labels")
+    settings = _kafka_settings(args)
+    # The broker and both topics first: an unreachable broker fails in a second, not after a
+    # 30 s flush, and a mistyped topic is not auto-created with nobody reading it.
+    require_topics(settings, [settings.topics.events, settings.topics.labels])
     if args.events:
-        if not args.labels:
-            raise RiverrunError("--events needs --labels")
         from riverrun.schemas import DeadLetter, decode_event, decode_label
 
         # Invalid lines are published verbatim, at their place: the flow dead-letters them.
@@ -239,11 +256,17 @@ def _cmd_produce(args) -> int:
 
 def _cmd_topics(args) -> int:
     from riverrun.streams.kafka import create_topics
-    from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
-    for name, status in create_topics(settings).items():
+    settings = _kafka_settings(args)
+    statuses = create_topics(settings)
+    for name, status in statuses.items():
         print(f"{name}: {status}")
+    origin = settings.bootstrap_origin()
+    created = sum(status == "created" for status in statuses.values())
+    print(
+        f"{created} created, {len(statuses) - created} already there, on Kafka at {origin.servers} "
+        f"({origin.source})"
+    )
     return 0
 
 
@@ -263,7 +286,10 @@ def _cmd_models(args) -> int:
 
     from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
+    if args.models_command in ("rollback", "checkpoint"):  # through Kafka
+        settings = _kafka_settings(args)
+    else:
+        settings = load_settings(args.config)
     registry = _open_registry(args, settings)
     if args.models_command == "list":
         versions = registry.versions(args.model)
@@ -304,12 +330,16 @@ def _cmd_models(args) -> int:
 
 
 def _send_control(args, settings, registry) -> int:
-    """Publish an operator command to the running flow's control topic (acknowledged)."""
+    """Publish an operator command to the running flow's control topic (acknowledged). The
+    broker and the topic are checked first: a mistyped [topics] control would be auto-created
+    by the broker and the command reported sent, with no flow ever reading it."""
     from datetime import UTC, datetime
 
     from riverrun.schemas import Control
     from riverrun.streams.connectors import VerifiedProducer
+    from riverrun.streams.kafka import require_topics
 
+    require_topics(settings, [settings.topics.control])
     version = getattr(args, "version", None)
     if version is not None:
         registry.load(args.model, version)  # refuse now what the flow would refuse
@@ -357,9 +387,8 @@ def _cmd_generate(args) -> int:
 
 def _cmd_gateway(args) -> int:
     from riverrun.streams.gateway import run_gateway
-    from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
+    settings = _kafka_settings(args)
     flags = {k: v for k, v in (("address", args.address), ("port", args.port)) if v is not None}
     if flags:  # flags beat the file and the environment
         settings = settings.model_copy(update={"gateway": settings.gateway.model_copy(update=flags)})

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from riverrun.errors import DeliveryError
 from riverrun.schemas import DeadLetter, ModelEvent, Origin
 from riverrun.streams.items import Kind, RawRecord
+from riverrun.streams.settings import config_for
 
 log = logging.getLogger(__name__)
 
@@ -191,30 +192,62 @@ class CallbackSink(DynamicSink[Any]):
 def producer_config(client_config: dict[str, str]) -> dict[str, Any]:
     """A producer that never loses an acknowledged write nor duplicates on retry: ``acks=all``
     and idempotence whatever ``[kafka.extra]`` says. Batching (``linger.ms``, 5) and
-    ``compression.type`` (lz4) are defaults that ``[kafka.extra]`` may change.
+    ``compression.type`` (lz4) are defaults that ``[kafka.extra]`` may change. Consumer
+    properties (``fetch.wait.max.ms``, ...) are left out: librdkafka would warn on every start.
 
-    >>> conf = producer_config({"bootstrap.servers": "b:9092", "linger.ms": "1", "acks": "1"})
+    >>> conf = producer_config({"bootstrap.servers": "b:9092", "linger.ms": "1", "acks": "1",
+    ...                         "fetch.wait.max.ms": "10"})
     >>> conf["linger.ms"], conf["acks"], conf["enable.idempotence"], conf["compression.type"]
     ('1', 'all', True, 'lz4')
+    >>> "fetch.wait.max.ms" in conf
+    False
     """
     return {
         "linger.ms": 5,
         "compression.type": "lz4",
-        **client_config,
+        **config_for(client_config, "producer"),
         "acks": "all",
         "enable.idempotence": True,
     }
 
 
+class _OncePerKind:
+    """librdkafka's log (``logger``), each kind of line (facility, broker) once per
+    ``every`` seconds: an unreachable broker is otherwise one ``FAIL`` line per reconnection
+    attempt, hundreds in a flush timeout. The error itself reaches ``error_cb``."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self._every = every
+        self._last: dict[str, float] = {}
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        """confluent-kafka calls ``log(level, "%s [%s] %s", facility, client, "[thrd:X]: text")``."""
+        text = fmt % args if args else fmt
+        kind = f"{args[0]}|{str(args[-1]).split(']', 1)[0]}" if len(args) == 3 else text
+        now = time.monotonic()
+        if now - self._last.get(kind, float("-inf")) >= self._every:
+            self._last[kind] = now
+            log.log(level, "librdkafka: %s", text)
+
+
 class VerifiedProducer:
     """confluent-kafka producer whose every message is confirmed: delivery callbacks are checked
-    and ``flush()`` must leave nothing in the queue, or ``DeliveryError`` is raised."""
+    and ``flush()`` must leave nothing in the queue, or ``DeliveryError`` is raised, naming the
+    broker and librdkafka's latest error. librdkafka's own log is thinned (``_OncePerKind``)."""
 
     def __init__(self, client_config: dict[str, str], flush_timeout: float = 30.0):
-        self._producer = Producer(producer_config(client_config))
+        self._servers = client_config.get("bootstrap.servers", "?")
+        self._last_error: str | None = None
+        conf = {"logger": _OncePerKind(), "error_cb": self._on_error, **producer_config(client_config)}
+        self._producer = Producer(conf)
         self._errors: list[str] = []
         self._flush_timeout = flush_timeout
         self.delivered = 0
+
+    def _on_error(self, err: Any) -> None:
+        """Client-level errors (broker unreachable, ...): kept for the flush error message."""
+        self._last_error = err.str()
+        log.debug("kafka producer error: %s", err.str())
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
@@ -234,8 +267,11 @@ class VerifiedProducer:
     def flush(self) -> None:
         remaining = self._producer.flush(self._flush_timeout)
         if remaining:
+            cause = f" (last error: {self._last_error})" if self._last_error else ""
             raise DeliveryError(
-                f"{remaining} messages not acknowledged by Kafka within {self._flush_timeout:.0f}s"
+                f"{remaining} messages not acknowledged by Kafka at {self._servers} within "
+                f"{self._flush_timeout:.0f}s{cause}: check that the broker is up and reachable "
+                "from here, and [kafka] bootstrap_servers / KAFKA_BOOTSTRAP_SERVERS"
             )
         if self._errors:
             errors, self._errors = self._errors, []
