@@ -106,7 +106,6 @@ class Counters:
     unavailable: int = 0
     predictions_stored: int = 0
     predictions_skipped: int = 0
-    predictions_undecodable: int = 0
     store_retries: int = 0
 
 
