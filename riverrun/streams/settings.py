@@ -412,16 +412,6 @@ class Settings(BaseSettings):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     workers: int = Field(1, ge=1)
 
-
-def _conventional_env() -> dict[str, Any]:
-    """The variables other tools use, as overrides below our own RIVERRUN_ ones."""
-    out: dict[str, Any] = {}
-    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ and "RIVERRUN_KAFKA__BOOTSTRAP_SERVERS" not in os.environ:
-        out["kafka"] = {"bootstrap_servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
-    if "REDIS_URL" in os.environ and "RIVERRUN_REDIS_URL" not in os.environ:
-        out["redis_url"] = os.environ["REDIS_URL"]
-    return out
-
     _bootstrap_origin: BootstrapOrigin | None = PrivateAttr(None)
 
     def bootstrap_origin(self) -> BootstrapOrigin:
@@ -468,6 +458,16 @@ class BootstrapOrigin:
         if self.servers == _DEFAULT_BOOTSTRAP:
             return None
         return f"Kafka at {self.servers} ({self.source}), not the default {_DEFAULT_BOOTSTRAP}"
+
+
+def _conventional_env() -> dict[str, Any]:
+    """The variables other tools use, as overrides below our own RIVERRUN_ ones."""
+    out: dict[str, Any] = {}
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ and "RIVERRUN_KAFKA__BOOTSTRAP_SERVERS" not in os.environ:
+        out["kafka"] = {"bootstrap_servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
+    if "REDIS_URL" in os.environ and "RIVERRUN_REDIS_URL" not in os.environ:
+        out["redis_url"] = os.environ["REDIS_URL"]
+    return out
 
 
 def _merge(base: dict, over: dict) -> dict:
