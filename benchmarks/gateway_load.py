@@ -10,7 +10,8 @@ own; an aiohttp client keeps ``--concurrency`` requests in flight until ``--requ
 warm-up, excluded from the latency figures). Then the events topic is read back from the start:
 every event whose POST was answered 202 must be there (``lost`` = acknowledged but missing;
 ``duplicates`` = extra copies). ``--predictions N`` then publishes N predictions to the
-predictions topic and times the gateway's Faust agent storing them in Redis. Everything (broker,
+predictions topic and times the gateway's Faust agent storing them in Redis. The gateway runs
+with token auth (its default): a fresh ingest,read token, sent with every request. Everything (broker,
 gateway, client) shares this machine's cores: the figures are an order of magnitude, the ratios
 between producers in one run are the comparison. Bounded: a fixed number of requests, each with
 a 30 s timeout, and every wait has a deadline.
@@ -35,8 +36,9 @@ from pathlib import Path
 import aiohttp
 import kafkabench as kb
 from confluent_kafka import Consumer, Producer, TopicPartition
-
 from riverrun.streams.kafka.admin import create_topics
+
+from riverrun.streams.serving.auth import grant_line
 from riverrun.streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +51,8 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    """A gateway subprocess on fresh topics and a fresh Redis key prefix."""
+    """A gateway subprocess on fresh topics, a fresh Redis key prefix and a token of its own
+    (``headers`` authorize a client)."""
 
     def __init__(self, servers: str, producer: str, workdir: Path):
         tag = f"load-{producer}-{uuid.uuid4().hex[:8]}"
@@ -60,7 +63,10 @@ class GatewayProcess:
         lines = ["[kafka]", f'bootstrap_servers = "{servers}"', "[topics]"]
         lines += [f'{k} = "{v}"' for k, v in self.topics.items()]
         lines += ["[gateway]", f"port = {self.port}", f'app_id = "{tag}"', f'producer = "{producer}"']
-        lines += ['predictions_from = "earliest"', "[online_store]", f'key_prefix = "{tag}"']
+        token, grant = grant_line(["ingest", "read"], "gateway-load")
+        self.headers = {"Authorization": f"Bearer {token}"}
+        lines += ['predictions_from = "earliest"', f'tokens = "{grant}"']
+        lines += ["[online_store]", f'key_prefix = "{tag}"']
         config.write_text("\n".join(lines) + "\n")
         self.prefix = tag
         create_topics(load_settings(config))
@@ -106,8 +112,9 @@ def event_body(i: int, batch: int) -> tuple[bytes, list[str]]:
     return (json.dumps(records[0]) if batch == 1 else json.dumps(records)).encode(), ids
 
 
-async def load(url: str, requests: int, concurrency: int, batch: int) -> dict:
-    """POST ``requests`` times with ``concurrency`` in flight; latencies, statuses, acked ids."""
+async def load(url: str, requests: int, concurrency: int, batch: int, headers: dict[str, str]) -> dict:
+    """POST ``requests`` times with ``concurrency`` in flight (with ``headers``: the token);
+    latencies, statuses, acked ids."""
     bodies = [event_body(i, batch) for i in range(requests)]
     latencies: list[float | None] = [None] * requests
     statuses: dict[str, int] = {}
@@ -115,7 +122,7 @@ async def load(url: str, requests: int, concurrency: int, batch: int) -> dict:
     next_index = 0
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers) as session:
 
         async def worker() -> None:
             nonlocal next_index
@@ -192,10 +199,10 @@ def pct(sorted_ms: list[float], q: float) -> float:
 async def run_one(args, producer: str, servers: str, workdir: Path) -> dict:
     gw = GatewayProcess(servers, producer, workdir)
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=gw.headers) as session:
             await gw.ready(session)
         cpu_before = kb.cpu_seconds(gw.proc.pid)
-        result = await load(gw.url, args.requests, args.concurrency, args.batch)
+        result = await load(gw.url, args.requests, args.concurrency, args.batch, gw.headers)
         cpu = kb.cpu_seconds(gw.proc.pid) - cpu_before
         warm = max(1, args.requests // 50)
         ms = sorted(1000 * x for x in result["latencies"][warm:] if x is not None)
@@ -218,7 +225,7 @@ async def run_one(args, producer: str, servers: str, workdir: Path) -> dict:
             "gateway_cpu_us_per_request": 1e6 * cpu / args.requests,
         }
         if args.predictions:
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(headers=gw.headers) as session:
                 out["agent_predictions_per_s"] = await agent_rate(gw, servers, args.predictions, session)
         return out
     finally:

@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import kafkabench as kb  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from crash_harness import FlowCluster  # noqa: E402
+from riverrun.streams.kafka.admin import create_topics, publish_stream  # noqa: E402
 
 from riverrun.streams.backtest.synth import to_records  # noqa: E402
-from riverrun.streams.kafka.admin import create_topics, publish_stream  # noqa: E402
 from riverrun.streams.settings import load_settings  # noqa: E402
 
 

@@ -64,10 +64,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from riverrun.streams.kafka.admin import create_topics, publish_stream  # noqa: E402
 
 from riverrun.schemas import Event, Label  # noqa: E402
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records  # noqa: E402
-from riverrun.streams.kafka.admin import create_topics, publish_stream  # noqa: E402
 from riverrun.streams.settings import Settings, load_settings  # noqa: E402
 
 REGISTRY_KEY = "crash-harness-registry-key-0123456789abcdef"

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-
 from riverrun.streams.kafka.admin import create_topics
+
 from riverrun.streams.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,11 +181,12 @@ def run_operator_rollback(servers: str, tmp: Path, reason: str) -> OperatorRollb
     event (no tie to break), a rollback to a missing version (v99), and 2,000 more events."""
     from datetime import timedelta
 
+    from riverrun.streams.kafka.admin import publish_stream
+
     from riverrun.registry import open_registry
     from riverrun.streams.backtest.scenarios import Scenario
     from riverrun.streams.backtest.synth import to_records
     from riverrun.streams.flow.connectors import VerifiedProducer
-    from riverrun.streams.kafka.admin import publish_stream
 
     rows = list(Scenario(n=5000, drift_at=10**9, corrupt_from=10**9, corrupt_to=10**9, shift_at=10**9).rows())
     events, labels = to_records([(x, y) for x, y, _ in rows], label_delay=timedelta(seconds=20))

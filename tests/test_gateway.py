@@ -1,9 +1,13 @@
 """``riverrun gateway`` on the real broker and Redis: a subprocess on a free port with topics and
-a Redis key prefix of its own. Valid events and labels are acknowledged (202) and on their topic
-with the keys the flow expects; invalid ones are refused with the dead-letter reason and never
-published; predictions on the topic are served from Redis; features written by the flow's sink
-are served; the registry and the health of both services are reported. The handlers are also
-run in-process against unreachable services (503s, never a 500)."""
+a Redis key prefix of its own, and bearer tokens (one of each scope) in a tokens file. Valid
+events and labels are acknowledged (202) and on their topic with the keys the flow expects;
+invalid ones are refused with the dead-letter reason and never published; predictions on the
+topic are served from Redis; features written by the flow's sink are served; the registry and
+the health of both services are reported. The handlers are also run in-process against
+unreachable services (503s, never a 500). Every route refuses a missing, a malformed, an unknown
+and an out-of-scope token; /healthz stays open but says only ok/failing. A live ``riverrun run``
+(default producer settings: lz4) feeds the gateway thousands of predictions;
+``consume_predictions = false`` and ``auth = "none"`` start and serve."""
 
 from __future__ import annotations
 
@@ -27,21 +31,27 @@ import redis.asyncio as aredis
 from confluent_kafka import Producer
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from riverrun.streams.kafka.publishers import ConfluentPublisher
 
 from riverrun.registry import open_registry
 from riverrun.schemas import Event
 from riverrun.streams.core.items import FeaturedEvent
-from riverrun.streams.kafka.publishers import ConfluentPublisher
+from riverrun.streams.serving.auth import grant_line
 from riverrun.streams.serving.gateway import Gateway
 from riverrun.streams.serving.online_store import StoreWriter, connect, entry_of
 from riverrun.streams.settings import Settings, load_settings
-from tests.kafka_harness import REGISTRY_KEY, ROOT, TopicReader, fresh_settings
+from tests.kafka_harness import REGISTRY_KEY, ROOT, Flow, TopicReader, fresh_settings
 from tests.test_registry_helpers import drop_prefix, free_port
 
 pytest_plugins = ["tests.test_registry_helpers"]  # the redis_url fixture
 pytestmark = pytest.mark.kafka
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+# scopes -> (token, grant line): ingest and read, ingest only, read only
+TOKENS = {s: grant_line(s.split(","), s.replace(",", "-")) for s in ("ingest,read", "ingest", "read")}
+FULL = TOKENS["ingest,read"][0]
 
 
 @dataclass
@@ -52,20 +62,32 @@ class Running:
     proc: subprocess.Popen
     log: Path
 
-    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
-        request = urllib.request.Request(self.url + path, data=body, method=method)
+    def exchange(
+        self, method: str, path: str, body: bytes | None = None, authorization: str | None = f"Bearer {FULL}"
+    ) -> tuple[int, Any, Any]:
+        """(status, JSON body, headers); ``authorization`` None sends no Authorization header."""
+        headers = {} if authorization is None else {"Authorization": authorization}
+        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
-                return response.status, json.loads(response.read())
+                return response.status, json.loads(response.read()), response.headers
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
-                return exc.code, json.loads(raw)
+                return exc.code, json.loads(raw), exc.headers
             except ValueError:
-                return exc.code, raw.decode()
+                return exc.code, raw.decode(), exc.headers
 
-    def post(self, path: str, record: Any) -> tuple[int, Any]:
-        return self.call("POST", path, record if isinstance(record, bytes) else json.dumps(record).encode())
+    def call(
+        self, method: str, path: str, body: bytes | None = None, token: str | None = FULL
+    ) -> tuple[int, Any]:
+        """(status, JSON body), with ``token`` (ingest and read by default; None: no header)."""
+        status, content, _ = self.exchange(method, path, body, None if token is None else f"Bearer {token}")
+        return status, content
+
+    def post(self, path: str, record: Any, token: str | None = FULL) -> tuple[int, Any]:
+        body = record if isinstance(record, bytes) else json.dumps(record).encode()
+        return self.call("POST", path, body, token)
 
     def poll(self, path: str, until, timeout: float = 30.0) -> tuple[int, Any]:
         deadline = time.monotonic() + timeout
@@ -78,14 +100,26 @@ class Running:
 
 
 def start_gateway(
-    servers: str, tmp: Path, redis_url: str, extra: str = "", env: dict | None = None
+    servers: str,
+    tmp: Path,
+    redis_url: str,
+    extra: str = "",
+    env: dict | None = None,
+    config: Path | None = None,
 ) -> Running:
-    _, config = fresh_settings(servers, tmp)
+    """A gateway on fresh topics (or on those of ``config``, a ``fresh_settings`` file that gets
+    the [gateway] and [online_store] tables), with the three tokens of ``TOKENS`` in a tokens
+    file; ``extra`` adds [gateway] lines."""
+    if config is None:
+        _, config = fresh_settings(servers, tmp)
     port = free_port()
     prefix = f"rrtest-gw-{uuid.uuid4().hex[:10]}"
+    tokens_file = tmp / "gateway-tokens"
+    tokens_file.write_text("# test grants\n" + "\n".join(line for _, line in TOKENS.values()) + "\n")
     config.write_text(
         config.read_text()
         + f'[gateway]\nport = {port}\napp_id = "{prefix}"\npredictions_from = "earliest"\nmax_batch = 5\n'
+        + f'tokens_file = "{tokens_file}"\n'
         + extra
         + f'[online_store]\nkey_prefix = "{prefix}"\nttl_seconds = 600\n'
     )
@@ -272,6 +306,60 @@ def test_healthz_reports_both_services(gateway: Running) -> None:
     assert body["counters"]["published"]["event"] >= 3
 
 
+# -- authentication ------------------------------------------------------------------------------
+
+ROUTES = [
+    ("POST", "/events", "ingest"),
+    ("POST", "/labels", "ingest"),
+    ("GET", "/predictions/carol", "read"),
+    ("GET", "/features/dave", "read"),
+    ("GET", "/models", "read"),
+]
+UNAUTHORIZED = {"error": "a bearer token is required", "reason": "unauthorized"}
+FORBIDDEN = {"error": "this token may not do that", "reason": "forbidden"}
+
+
+def test_every_route_needs_a_known_token_of_its_scope(gateway: Running) -> None:
+    published = gateway.call("GET", "/healthz")[1]["counters"]["published"]
+    bodies = {"/events": json.dumps(event(50, "mallory")).encode(),
+              "/labels": json.dumps({"event_id": "e50", "label": True, "ts": 0}).encode()}  # fmt: skip
+    refused = [
+        None,  # no Authorization header
+        "Bearer",
+        "Bearer ",
+        f"Basic {FULL}",
+        f"Bearer {FULL}x",
+        f"Bearer {FULL} {FULL}",
+        "Bearer rr_not-a-configured-token",
+        f"Bearer {TOKENS['ingest,read'][1].split()[0]}",  # the configured hash is not a token
+    ]
+    for method, path, scope in ROUTES:
+        body = bodies.get(path)
+        for authorization in refused:
+            status, content, headers = gateway.exchange(method, path, body, authorization)
+            assert (status, content) == (401, UNAUTHORIZED), (path, authorization)
+            assert headers["WWW-Authenticate"].startswith("Bearer"), headers
+        wrong = TOKENS["read" if scope == "ingest" else "ingest"][0]
+        status, content, headers = gateway.exchange(method, path, body, f"Bearer {wrong}")
+        assert (status, content) == (403, FORBIDDEN), path
+        for token in (TOKENS[scope][0], FULL):
+            status, content, _ = gateway.exchange(method, path, body, f"bearer {token}")
+            assert status not in (401, 403), (path, content)
+    # Nothing refused was published: one event and one label per accepted token above.
+    after = gateway.call("GET", "/healthz")[1]["counters"]["published"]
+    assert after == {"event": published["event"] + 2, "label": published["label"] + 2}
+
+
+def test_healthz_is_open_but_tells_details_only_to_a_read_token(gateway: Running) -> None:
+    for token in (None, "rr_wrong", TOKENS["ingest"][0]):
+        assert gateway.call("GET", "/healthz", token=token) == (
+            200,
+            {"status": "ok", "kafka": "ok", "redis": "ok"},
+        )
+    status, body = gateway.call("GET", "/healthz", token=TOKENS["read"][0])
+    assert status == 200 and body["counters"]["published"]["event"] >= 1
+
+
 # -- in-process: unreachable services, no registry key -------------------------------------------
 
 
@@ -293,6 +381,11 @@ def test_unreachable_services_are_503_never_500(kafka_servers: str, redis_url: s
             and body["kafka"].startswith("unreachable")
             and body["redis"].startswith("unreachable")
         )
+        # Without a read token: no error texts (hosts, ports, topics) and no counters.
+        assert await down.health(detail=False) == (
+            503,
+            {"status": "degraded", "kafka": "failing", "redis": "failing"},
+        )
         for status, body in (await down.features("u1"), await down.predictions("u1", None)):
             assert (status, body["reason"]) == (503, "unavailable"), body
         status, body = await down.models()  # no key in these settings
@@ -313,4 +406,77 @@ def test_faust_producer_path_publishes_acknowledged(
         messages = read_topic(running, running.settings.topics.events, 2)
         assert [m.key() for m in messages] == [b"erin", b"erin"]
     finally:
+        stop_gateway(running, redis_url)
+
+
+def test_without_the_predictions_agent_the_gateway_starts_and_ingests(
+    kafka_servers: str, redis_url: str, tmp_path: Path
+) -> None:
+    """``consume_predictions = false`` (Faust used to refuse to start a consumer without a topic)."""
+    running = start_gateway(kafka_servers, tmp_path, redis_url, extra="consume_predictions = false\n")
+    try:
+        status, body = running.post("/events", event(1, "frank"))
+        assert (status, body["offsets"]) == (202, [[0, 0]]), body
+        assert [m.key() for m in read_topic(running, running.settings.topics.events, 1)] == [b"frank"]
+        status, body = running.call("GET", "/healthz")
+        assert status == 200 and body["counters"]["predictions_stored"] == 0, body
+    finally:
+        stop_gateway(running, redis_url)
+
+
+def test_auth_none_serves_anyone_and_warns_at_start(
+    kafka_servers: str, redis_url: str, tmp_path: Path
+) -> None:
+    running = start_gateway(kafka_servers, tmp_path, redis_url, extra='auth = "none"\n')
+    try:
+        assert running.post("/events", event(1, "gina"), token=None)[0] == 202
+        assert running.call("GET", "/predictions/gina", token=None)[0] == 404  # served, nothing yet
+        assert "counters" in running.call("GET", "/healthz", token=None)[1]
+        log = running.log.read_text()
+        assert 'auth = "none": ANYONE' in log and "riverrun gateway token" in log, log[-2000:]
+    finally:
+        stop_gateway(running, redis_url)
+
+
+def test_the_gateway_stores_the_predictions_of_a_live_flow(
+    kafka_servers: str, redis_url: str, tmp_path: Path
+) -> None:
+    """``riverrun run`` with its default producer settings (lz4) and the gateway side by side: every
+    prediction the flow published is stored, the latest of each entity and model is served, and
+    the gateway is still healthy after thousands of compressed batches."""
+    from riverrun.streams.kafka.admin import publish_stream
+
+    from riverrun.streams.backtest.scenarios import Scenario
+    from riverrun.streams.backtest.synth import to_records
+    from riverrun.streams.flow.connectors import producer_config
+
+    settings, config = fresh_settings(kafka_servers, tmp_path, features="none", max_wait_ms=1000)
+    assert producer_config(settings.kafka.client_config())["compression.type"] == "lz4"  # the flow's
+    never = 10**9
+    rows = Scenario(n=3000, drift_at=never, corrupt_from=never, corrupt_to=never, shift_at=never).rows()
+    events, labels = to_records([(x, y) for x, y, _ in rows], label_delay=timedelta(seconds=20))
+    running = start_gateway(kafka_servers, tmp_path, redis_url, config=config)
+    flow = Flow(config, tmp_path / "flow.log").start()
+    predictions = TopicReader(kafka_servers, settings.topics.predictions)
+    try:
+        publish_stream(settings, events, labels)
+        got = predictions.read_until(lambda m: len(m) >= len(events), 120, flow)
+        assert len(got) >= len(events), flow.log_tail()
+        latest: dict[tuple[str, str], dict] = {}
+        for message in got:
+            value = json.loads(message.value())
+            latest[value["entity"], value["model"]] = value
+
+        stored = lambda s, b: s == 200 and b["counters"]["predictions_stored"] >= len(got)  # noqa: E731
+        status, health = running.poll("/healthz", stored, timeout=90)
+        assert status == 200, health
+        counters = health["counters"]
+        assert (counters["predictions_stored"], counters["predictions_skipped"]) == (len(got), 0), counters
+        assert len({entity for entity, _ in latest}) >= 50
+        for (entity, model), value in latest.items():
+            assert running.call("GET", f"/predictions/{entity}?model={model}") == (200, value)
+        assert running.proc.poll() is None and running.call("GET", "/healthz")[0] == 200
+    finally:
+        predictions.close()
+        flow.kill()
         stop_gateway(running, redis_url)

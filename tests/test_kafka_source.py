@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka.admin import NewTopic
+from riverrun.streams.kafka.admin import admin, create_topics, kafka_source, partitions_of
 
 from riverrun.streams.flow.connectors import VerifiedProducer
-from riverrun.streams.kafka.admin import admin, create_topics, kafka_source, partitions_of
 from tests.kafka_harness import fresh_settings
 
 

@@ -132,14 +132,21 @@ def test_latency_and_dead_letters_from_the_sinks():
     m = FlowMetrics()
     now = T0.timestamp() + 10
     preds = [
-        ServedPrediction(f"e{i}", "u", "m", 1, True, None, T0 + timedelta(seconds=i), T0) for i in range(10)
+        # events of a backfill: ts a day before they reached Kafka, i + 0.5 ms before publication
+        ServedPrediction(f"e{i}", "u", "m", 1, True, None, T0 - timedelta(days=1), T0, now - (i + 0.5) / 1000)
+        for i in range(10)
     ]
+    preds.append(ServedPrediction("f", "u", "m", 1, True, None, T0, T0))  # not from Kafka: untimed
     m.observe_published(preds, now=now)
     m.count_dead_letters([dead_letter("event", b"{", Origin("t", 0, 1), "invalid_json", "bad")] * 3)
     found = samples(m.exposition())
-    assert value(found, "riverrun_predictions_published_total") == 10
+    assert value(found, "riverrun_predictions_published_total") == 11
     assert value(found, "riverrun_prediction_latency_seconds_count") == 10
-    assert value(found, "riverrun_prediction_latency_seconds_bucket", le="5.0") == 5  # 1..10 s late
+    assert value(found, "riverrun_prediction_latency_seconds_bucket", le="0.005") == 5  # 0.5..4.5 ms
+    assert value(found, "riverrun_prediction_latency_seconds_bucket", le="0.025") == 10
+    assert value(found, "riverrun_prediction_event_lag_seconds_count") == 11
+    day = value(found, "riverrun_prediction_event_lag_seconds_bucket", le="86400.0")
+    assert day == 1 and value(found, "riverrun_prediction_event_lag_seconds_bucket", le="604800.0") == 11
     assert value(found, "riverrun_dead_letters_total", kind="event", reason="invalid_json") == 3
 
 
@@ -225,6 +232,7 @@ def wait_for(check, timeout: float, flow=None, what: str = ""):
 @pytest.mark.kafka
 def test_live_flow_series_exist_and_move(kafka_servers, tmp_path):
     from riverrun.streams.kafka.admin import publish_stream
+
     from tests.kafka_harness import Flow, fresh_settings
     from tests.prometheus_harness import ALERTS, prometheus_server
 

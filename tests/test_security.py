@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 import redis
+from riverrun.streams.kafka.admin import check_broker
 
 from riverrun.errors import ConfigError, RegistryUnavailable, RiverrunError
 from riverrun.registry import RedisStore, open_registry
-from riverrun.streams.kafka.admin import check_broker
 from riverrun.streams.settings import load_settings
 from tests.kafka_harness import REGISTRY_KEY, ROOT, Flow, TopicReader, fresh_settings
 

@@ -156,8 +156,80 @@ def test_unknown_keys_raise_config_error_naming_the_key(tmp_path, text, key):
         load_settings(path)
     message = str(info.value)
     assert key in message
-    assert "Extra inputs are not permitted" in message
+    assert "unknown" in message and "Extra inputs" not in message
     assert str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[kafka]\nbootstrap_server = 'x:1'\n",
+            "unknown key `bootstrap_server` in [kafka]; did you mean `bootstrap_servers`?",
+        ),
+        ("[flow]\nfeaturez = 'none'\n", "unknown key `featurez` in [flow]; did you mean `features`?"),
+        ("[flow.policy]\ncooldwn = 1\n", "unknown key `cooldwn` in [flow.policy]; did you mean `cooldown`?"),
+        (
+            "[kafak]\nbootstrap_servers = 'x:1'\n",
+            "unknown section `kafak` at the top level; did you mean `kafka`?",
+        ),
+        (
+            "[[flow.models]]\nname = 'a'\nrecipy = 'lr'\n",
+            "unknown key `recipy` in [flow.models]; did you mean `recipe`?",
+        ),
+        ("wrokers = 2\n", "unknown key `wrokers` at the top level; did you mean `workers`?"),
+        ("[kafka]\nzzz = 1\n", "unknown key `zzz` in [kafka]; known: bootstrap_servers, security_protocol"),
+    ],
+)
+def test_unknown_key_suggests_the_closest_known_one(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert expected in str(info.value)
+
+
+def test_unknown_key_from_the_environment_suggests_too(monkeypatch):
+    monkeypatch.setenv("RIVERRUN_KAFKA__BOOTSTRAP_SERVER", "x:1")
+    with pytest.raises(ConfigError, match=r"did you mean `bootstrap_servers`\?"):
+        load_settings()
+
+
+def test_bootstrap_origin_says_when_the_environment_overrides_the_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "[kafka]\nbootstrap_servers = 'file:9092'\n")
+    origin = load_settings(path).bootstrap_origin()
+    assert (origin.servers, origin.source) == ("file:9092", f"[kafka] bootstrap_servers in {path}")
+    assert origin.note() is None
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "env:9092")
+    origin = load_settings(path).bootstrap_origin()
+    assert origin.note() == (
+        f"Kafka at env:9092 (KAFKA_BOOTSTRAP_SERVERS in the environment), not file:9092 as {path} says"
+    )
+    monkeypatch.setenv("RIVERRUN_KAFKA__BOOTSTRAP_SERVERS", "ours:9092")
+    assert (
+        "RIVERRUN_KAFKA__BOOTSTRAP_SERVERS in the environment"
+        in load_settings(path).bootstrap_origin().note()
+    )
+    monkeypatch.setenv("RIVERRUN_KAFKA__BOOTSTRAP_SERVERS", "file:9092")  # same as the file: quiet
+    assert load_settings(path).bootstrap_origin().note() is None
+    monkeypatch.delenv("RIVERRUN_KAFKA__BOOTSTRAP_SERVERS")
+    # no file: compared with the default
+    assert load_settings().bootstrap_origin().note().endswith("not the default 127.0.0.1:9092")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    assert load_settings().bootstrap_origin().note() is None
+
+
+def test_config_for_gives_each_client_its_own_properties():
+    from riverrun.streams.settings import CONSUMER_ONLY, PRODUCER_ONLY, config_for
+
+    s = Settings(kafka={"extra": {"fetch.wait.max.ms": "10", "linger.ms": "2", "client.id": "rr"}})
+    conf = s.kafka.client_config()
+    assert "fetch.wait.max.ms" not in config_for(conf, "producer") and "linger.ms" in config_for(
+        conf, "producer"
+    )
+    assert "linger.ms" not in config_for(conf, "consumer") and "fetch.wait.max.ms" in config_for(
+        conf, "consumer"
+    )
+    assert config_for(conf, "admin")["client.id"] == "rr"
+    assert not CONSUMER_ONLY & PRODUCER_ONLY
 
 
 @pytest.mark.parametrize(

@@ -152,16 +152,29 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
     ]
     serving = [
         panel(
-            "Prediction latency (event -> published)",
+            "Prediction latency (in Kafka -> published)",
             quantiles("riverrun_prediction_latency_seconds"),
             unit="s",
-            width=12,
-            description="Wall time from the event's timestamp to the broker's acknowledgement.",
+            width=8,
+            description=(
+                "Wall time from the event reaching Kafka (its record timestamp) to its prediction "
+                "handed to the producer: the flow's own delay."
+            ),
+        ),
+        panel(
+            "Prediction event lag (event ts -> published)",
+            quantiles("riverrun_prediction_event_lag_seconds"),
+            unit="s",
+            width=8,
+            description=(
+                "Wall time from the event's own ts to its prediction: late producers and backfills "
+                "show here, not in the latency."
+            ),
         ),
         panel(
             "Consumer lag by topic",
             [("sum by (topic) (riverrun_kafka_consumer_lag_messages)", "{{topic}}")],
-            width=12,
+            width=8,
         ),
     ]
     drift = [

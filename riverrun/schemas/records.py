@@ -17,7 +17,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 #: Integers must fit in 64 bits (what consumers in other languages and orjson can hold).
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -71,6 +80,10 @@ class Event(_Record):
     ts: InputTime
     features: dict[FeatureName, FeatureValue] = Field(max_length=MAX_FEATURES)
     schema_version: SchemaVersion = SCHEMA_VERSION
+    #: When the record reached Kafka (its log-append or create time, epoch seconds), set by the
+    #: live Kafka source; not part of the contract (never serialized, not in the JSON Schema).
+    #: Read it with ``riverrun.streams.core.items.received_at``.
+    _received_at: float | None = PrivateAttr(default=None)
 
 
 class Label(_Record):

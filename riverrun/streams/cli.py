@@ -19,6 +19,19 @@ def _model_arg(text: str) -> tuple[str, str]:
     return (name, recipe) if sep else (text, text)
 
 
+def _kafka_settings(args):
+    """The settings of a command that talks to Kafka. When the environment overrides the
+    file's (or the default) broker address, says so on stderr, in one line: otherwise
+    KAFKA_BOOTSTRAP_SERVERS silently sends the command to another broker than the file names."""
+    from riverrun.streams.settings import load_settings
+
+    settings = load_settings(args.config)
+    note = settings.bootstrap_origin().note()
+    if note is not None:
+        print(f"riverrun {args.command}: {note}", file=sys.stderr)
+    return settings
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="TOML settings file (see riverrun.example.toml)")
 
@@ -130,7 +143,10 @@ def _cmd_replay(args) -> int:
     from riverrun.streams.backtest.replay import replay_input
     from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config) if (args.config is not None or args.from_kafka) else None
+    if args.from_kafka:
+        settings = _kafka_settings(args)
+    else:
+        settings = load_settings(args.config) if args.config is not None else None
     flow = settings.flow if settings is not None else None
     if args.model:
         models = args.model
@@ -183,9 +199,8 @@ def _cmd_replay(args) -> int:
 def _cmd_run(args) -> int:
     from riverrun.streams.flow.live import run_live
     from riverrun.streams.flow.shards import Shard
-    from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
+    settings = _kafka_settings(args)
     addresses = args.addresses.split(";") if args.addresses else None
     shard = Shard.parse(args.shard) if args.shard else None
     run_live(settings, workers=args.workers, process_id=args.process_id, addresses=addresses, shard=shard)
@@ -195,13 +210,15 @@ def _cmd_run(args) -> int:
 def _cmd_produce(args) -> int:
     from riverrun.streams.backtest.synth import drifting_agrawal, to_records
     from riverrun.streams.flow.connectors import read_jsonl
-    from riverrun.streams.kafka.admin import publish_stream
-    from riverrun.streams.settings import load_settings
+    from riverrun.streams.kafka.admin import publish_stream, require_topics
 
-    settings = load_settings(args.config)
+    if args.events and not args.labels:
+        raise RiverrunError("--events needs --labels")
+    settings = _kafka_settings(args)
+    # The broker and both topics first: an unreachable broker fails in a second, not after a
+    # 30 s flush, and a mistyped topic is not auto-created with nobody reading it.
+    require_topics(settings, [settings.topics.events, settings.topics.labels])
     if args.events:
-        if not args.labels:
-            raise RiverrunError("--events needs --labels")
         from riverrun.schemas import DeadLetter, decode_event, decode_label
 
         # Invalid lines are published verbatim, at their place: the flow dead-letters them.
@@ -239,11 +256,17 @@ def _cmd_produce(args) -> int:
 
 def _cmd_topics(args) -> int:
     from riverrun.streams.kafka.admin import create_topics
-    from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
-    for name, status in create_topics(settings).items():
+    settings = _kafka_settings(args)
+    statuses = create_topics(settings)
+    for name, status in statuses.items():
         print(f"{name}: {status}")
+    origin = settings.bootstrap_origin()
+    created = sum(status == "created" for status in statuses.values())
+    print(
+        f"{created} created, {len(statuses) - created} already there, on Kafka at {origin.servers} "
+        f"({origin.source})"
+    )
     return 0
 
 
@@ -263,19 +286,30 @@ def _cmd_models(args) -> int:
 
     from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
+    if args.models_command in ("rollback", "checkpoint"):  # through Kafka
+        settings = _kafka_settings(args)
+    else:
+        settings = load_settings(args.config)
     registry = _open_registry(args, settings)
     if args.models_command == "list":
         versions = registry.versions(args.model)
         if not versions:
             print(f"no versions of {args.model!r}")
             return 1
-        print(f"{'version':>7}  {'parent':>6}  {'n_learned':>9}  {'accuracy':>8}  {'created_at':<27} reason")
+        champion = registry.get_pointer(args.model, "champion")
+        print(
+            f"registry versions of {args.model!r} (checkpoints; `models rollback {args.model} N` takes "
+            "these). Predictions' model_version is the flow's serving generation, a different "
+            "number: each reason says which one it was taken from (serving vK). * = champion, "
+            "what the flow serves or last checkpointed from it"
+        )
+        print(f"{'registry':>9}  {'parent':>6}  {'n_learned':>9}  {'accuracy':>8}  {'created_at':<27} reason")
         for v in versions:
             acc = v.metrics.get("accuracy")
             shown = f"{acc:.4f}" if acc is not None else "-"
             parent = v.parent if v.parent is not None else "-"
-            print(f"{v.version:>7}  {parent:>6}  {v.n_learned:>9}  {shown:>8}  {v.created_at:<27} {v.reason}")
+            mark = f"{'*' if v.version == champion else ''}v{v.version}"
+            print(f"{mark:>9}  {parent:>6}  {v.n_learned:>9}  {shown:>8}  {v.created_at:<27} {v.reason}")
     elif args.models_command == "show":
         print(json.dumps(registry.meta(args.model, args.version).to_dict(), indent=2, default=str))
     elif args.models_command == "diff":
@@ -296,12 +330,16 @@ def _cmd_models(args) -> int:
 
 
 def _send_control(args, settings, registry) -> int:
-    """Publish an operator command to the running flow's control topic (acknowledged)."""
+    """Publish an operator command to the running flow's control topic (acknowledged). The
+    broker and the topic are checked first: a mistyped [topics] control would be auto-created
+    by the broker and the command reported sent, with no flow ever reading it."""
     from datetime import UTC, datetime
 
     from riverrun.schemas import Control
     from riverrun.streams.flow.connectors import VerifiedProducer
+    from riverrun.streams.kafka.admin import require_topics
 
+    require_topics(settings, [settings.topics.control])
     version = getattr(args, "version", None)
     if version is not None:
         registry.load(args.model, version)  # refuse now what the flow would refuse
@@ -312,7 +350,13 @@ def _send_control(args, settings, registry) -> int:
     producer = VerifiedProducer(settings.kafka.client_config())
     producer.produce(settings.topics.control, command.model_dump_json().encode(), args.model.encode())
     producer.flush()
-    what = f"rollback to v{version}" if version else "checkpoint"
+    what = (
+        f"rollback to registry v{version} (it will serve under a new serving generation: "
+        "predictions' model_version counts rollbacks and promotions, the model event names "
+        f"registry v{version})"
+        if version
+        else "checkpoint"
+    )
     print(
         f"sent {what} of {args.model!r} to {settings.topics.control!r} at event time "
         f"{at.isoformat()}: the flow applies it in order with the stream; watch "
@@ -343,13 +387,26 @@ def _cmd_generate(args) -> int:
 
 def _cmd_gateway(args) -> int:
     from riverrun.streams.serving.gateway import run_gateway
-    from riverrun.streams.settings import load_settings
 
-    settings = load_settings(args.config)
+    settings = _kafka_settings(args)
     flags = {k: v for k, v in (("address", args.address), ("port", args.port)) if v is not None}
     if flags:  # flags beat the file and the environment
         settings = settings.model_copy(update={"gateway": settings.gateway.model_copy(update=flags)})
     run_gateway(settings, loglevel=args.log_level)
+    return 0
+
+
+def _cmd_gateway_token(args) -> int:
+    from riverrun.streams.serving.auth import grant_line
+
+    token, line = grant_line([s.strip() for s in args.scope.split(",")], args.name)
+    print(token)
+    print(line)
+    print(
+        "line 1: the bearer token, for the client only (shown once); line 2: the grant, for the "
+        "gateway: a line of [gateway] tokens_file, or RIVERRUN_GATEWAY__TOKENS (';' between grants)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -620,14 +677,26 @@ def build_parser() -> argparse.ArgumentParser:
         "GET /predictions/ENTITY[?model=NAME] and /features/ENTITY (latest, from the online store "
         "in Redis), GET /models (registry versions; needs RIVERRUN_REGISTRY__KEY), GET /healthz. "
         "A Faust agent copies the predictions topic into the online store; the flow writes the "
-        "features when [online_store] enabled = true. Needs the gateway extra: "
-        "pip install 'riverrun[gateway]'.",
+        "features when [online_store] enabled = true. Every route but /healthz needs a bearer "
+        'token ([gateway] auth = "token"; `riverrun gateway token` makes one). Needs the gateway '
+        "extra: pip install 'riverrun[gateway]' (from a clone: pip install -e '.[gateway]').",
         epilog=EPILOG,
     )
     _add_config(p)
     p.add_argument("--address", help="interface to bind (default: [gateway] address, 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default: [gateway] port, 8080)")
     p.set_defaults(fn=_cmd_gateway)
+    gsub = p.add_subparsers(dest="gateway_command", metavar="ACTION")
+    pt = gsub.add_parser(
+        "token",
+        help="make a bearer token and its grant line",
+        description="Print a new random bearer token (line 1, for the client) and its grant line "
+        "(line 2, 'sha256:HASH SCOPES [NAME]', for [gateway] tokens_file or RIVERRUN_GATEWAY__TOKENS). "
+        "Needs no extra and no broker.",
+    )
+    pt.add_argument("--scope", default="ingest,read", help="ingest, read or ingest,read (default)")
+    pt.add_argument("--name", default="", help="a name for the gateway's logs")
+    pt.set_defaults(fn=_cmd_gateway_token)
     return parser
 
 

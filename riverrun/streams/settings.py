@@ -11,13 +11,15 @@ path with ``__`` between levels, e.g. ``RIVERRUN_KAFKA__BOOTSTRAP_SERVERS``; the
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riverrun.errors import ConfigError
@@ -31,6 +33,104 @@ class _Section(BaseModel):
 # librdkafka properties whose values are credentials (ssl.key.password, ssl.keystore.password,
 # sasl.oauthbearer.client.secret, sasl.oauthbearer.config, ssl.key.pem, sasl.jaas.config, ...).
 _SENSITIVE = re.compile(r"password|secret|token|jaas|oauthbearer\.config|key\.pem|private", re.IGNORECASE)
+
+
+# librdkafka properties of one client role only (CONFIGURATION.md, C/P column "C" or "P", global
+# and topic level, librdkafka 2.x). Handed to the other role, librdkafka ignores them with a
+# CONFWARN line on every start; an AdminClient is a producer instance to librdkafka.
+CONSUMER_ONLY = frozenset(
+    [
+        "group.id",
+        "group.instance.id",
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "group.protocol.type",
+        "group.protocol",
+        "group.remote.assignor",
+        "coordinator.query.interval.ms",
+        "max.poll.interval.ms",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "enable.auto.offset.store",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "fetch.wait.max.ms",
+        "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes",
+        "max.partition.fetch.bytes",
+        "fetch.max.bytes",
+        "fetch.min.bytes",
+        "fetch.error.backoff.ms",
+        "offset.store.method",
+        "isolation.level",
+        "consume_cb",
+        "rebalance_cb",
+        "offset_commit_cb",
+        "enable.partition.eof",
+        "check.crcs",
+        "auto.commit.enable",
+        "auto.offset.reset",
+        "offset.store.path",
+        "offset.store.sync.interval.ms",
+        "consume.callback.max.messages",
+        "on_commit",
+    ]
+)
+PRODUCER_ONLY = frozenset(
+    [
+        "transactional.id",
+        "transaction.timeout.ms",
+        "enable.idempotence",
+        "enable.gapless.guarantee",
+        "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes",
+        "queue.buffering.max.ms",
+        "linger.ms",
+        "message.send.max.retries",
+        "retries",
+        "queue.buffering.backpressure.threshold",
+        "compression.codec",
+        "compression.type",
+        "batch.num.messages",
+        "batch.size",
+        "delivery.report.only.error",
+        "dr_cb",
+        "dr_msg_cb",
+        "sticky.partitioning.linger.ms",
+        "request.required.acks",
+        "acks",
+        "request.timeout.ms",
+        "message.timeout.ms",
+        "delivery.timeout.ms",
+        "queuing.strategy",
+        "produce.offset.report",
+        "partitioner",
+        "partitioner_cb",
+        "msg_order_cmp",
+        "compression.level",
+        "on_delivery",
+    ]
+)
+
+
+def config_for(conf: dict[str, Any], role: Literal["producer", "consumer", "admin"]) -> dict[str, Any]:
+    """``conf`` without the librdkafka properties another client role owns: a producer gets no
+    consumer property (``fetch.wait.max.ms``, ...), a consumer no producer property
+    (``linger.ms``, ...), an admin client neither. ``[kafka.extra]`` may hold both kinds.
+
+    >>> conf = {"bootstrap.servers": "b:9092", "fetch.wait.max.ms": "10", "linger.ms": "5"}
+    >>> sorted(config_for(conf, "producer")), sorted(config_for(conf, "consumer"))
+    (['bootstrap.servers', 'linger.ms'], ['bootstrap.servers', 'fetch.wait.max.ms'])
+    >>> sorted(config_for(conf, "admin"))
+    ['bootstrap.servers']
+    """
+    drop = {
+        "producer": CONSUMER_ONLY,
+        "consumer": PRODUCER_ONLY,
+        "admin": CONSUMER_ONLY | PRODUCER_ONLY,
+    }[role]
+    return {k: v for k, v in conf.items() if k not in drop}
 
 
 class KafkaSettings(_Section):
@@ -53,7 +153,8 @@ class KafkaSettings(_Section):
             yield name, value
 
     def client_config(self) -> dict[str, str]:
-        """librdkafka settings shared by producers, consumers and the admin client."""
+        """librdkafka settings of every client, ``extra`` included; a client takes its share
+        through ``config_for`` (producers, consumers and admin clients differ)."""
         conf = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
@@ -266,7 +367,9 @@ class GatewaySettings(_Section):
     """``riverrun gateway``: HTTP ingest and serving at ``http://address:port`` (a Faust app;
     ``address`` is its web bind and host). Loopback by default: bind ``0.0.0.0`` only behind a
     proxy or on a trusted network. ``app_id`` is the Faust app id, the consumer group of the
-    agent that copies the predictions topic into the online store (``consume_predictions``)."""
+    agent that copies the predictions topic into the online store (``consume_predictions``).
+    ``auth = "token"`` (the default): every route but /healthz needs a bearer token whose
+    sha256 is in ``tokens`` or ``tokens_file`` (``riverrun gateway token`` makes one)."""
 
     address: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -282,6 +385,13 @@ class GatewaySettings(_Section):
     predictions_from: Literal["earliest", "latest"] = Field(
         "latest", description="where the agent starts without a committed offset"
     )
+    auth: Literal["token", "none"] = Field(
+        "token", description='bearer tokens required (see streams/serving/auth.py); "none": anyone, logged loudly'
+    )
+    tokens: str = Field(
+        "", description="grant lines 'sha256:HEX SCOPES [NAME]', ';'-separated (RIVERRUN_GATEWAY__TOKENS)"
+    )
+    tokens_file: Path | None = Field(None, description="a file of grant lines, one per line")
 
 
 class Settings(BaseSettings):
@@ -301,6 +411,53 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     workers: int = Field(1, ge=1)
+
+    _bootstrap_origin: BootstrapOrigin | None = PrivateAttr(None)
+
+    def bootstrap_origin(self) -> BootstrapOrigin:
+        """Where ``kafka.bootstrap_servers`` came from (set by ``load_settings``)."""
+        if (
+            self._bootstrap_origin is not None
+            and self._bootstrap_origin.servers == self.kafka.bootstrap_servers
+        ):
+            return self._bootstrap_origin
+        return BootstrapOrigin(self.kafka.bootstrap_servers, "the settings given in code")
+
+
+_DEFAULT_BOOTSTRAP = KafkaSettings().bootstrap_servers
+
+
+@dataclass(frozen=True)
+class BootstrapOrigin:
+    """Where the Kafka address came from: the environment silently beats the file otherwise.
+
+    >>> o = BootstrapOrigin("k:9092", "KAFKA_BOOTSTRAP_SERVERS in the environment", "f:9092", "rr.toml")
+    >>> print(o.note())
+    Kafka at k:9092 (KAFKA_BOOTSTRAP_SERVERS in the environment), not f:9092 as rr.toml says
+    >>> BootstrapOrigin("f:9092", "[kafka] bootstrap_servers in rr.toml", "f:9092", "rr.toml").note() is None
+    True
+    """
+
+    servers: str
+    source: str  # e.g. "KAFKA_BOOTSTRAP_SERVERS in the environment", "[kafka] bootstrap_servers in F"
+    file_value: str | None = None  # what the file says (None: it says nothing)
+    path: str | None = None  # the file
+
+    @property
+    def from_environment(self) -> bool:
+        return self.source.endswith("in the environment")
+
+    def note(self) -> str | None:
+        """One line when the environment overrides the file (or the default), else None."""
+        if not self.from_environment:
+            return None
+        if self.file_value is not None:
+            if self.file_value == self.servers:
+                return None
+            return f"Kafka at {self.servers} ({self.source}), not {self.file_value} as {self.path} says"
+        if self.servers == _DEFAULT_BOOTSTRAP:
+            return None
+        return f"Kafka at {self.servers} ({self.source}), not the default {_DEFAULT_BOOTSTRAP}"
 
 
 def _conventional_env() -> dict[str, Any]:
@@ -334,16 +491,78 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+    origin = _bootstrap_origin(data, overrides, path)
     data = _merge(data, _conventional_env())
     data = _merge(data, overrides)
     try:
         # Init kwargs beat the environment in pydantic-settings, so pass the file's values
         # through a subclass default instead: environment > file > defaults.
-        return _with_defaults(data)()
+        settings = _with_defaults(data)()
     except ValidationError as exc:
         where = f" in {path}" if path else ""
-        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {_explain(e)}" for e in exc.errors()]
         raise ConfigError(f"invalid settings{where}:\n" + "\n".join(lines)) from exc
+    settings._bootstrap_origin = BootstrapOrigin(settings.kafka.bootstrap_servers, *origin)
+    return settings
+
+
+def _bootstrap_origin(
+    file_data: dict[str, Any], overrides: dict[str, Any], path: str | Path | None
+) -> tuple[str, str | None, str | None]:
+    """(source, what the file says, the file) of ``kafka.bootstrap_servers``, in precedence
+    order: ``overrides``, RIVERRUN_KAFKA__BOOTSTRAP_SERVERS, KAFKA_BOOTSTRAP_SERVERS, the file."""
+    kafka = file_data.get("kafka")
+    in_file = kafka.get("bootstrap_servers") if isinstance(kafka, dict) else None
+    in_file = in_file if isinstance(in_file, str) else None
+    where = str(path) if path is not None else None
+    env = {k.upper() for k in os.environ}
+    if isinstance(overrides.get("kafka"), dict) and "bootstrap_servers" in overrides["kafka"]:
+        source = "given to load_settings"
+    elif "RIVERRUN_KAFKA__BOOTSTRAP_SERVERS" in env:
+        source = "RIVERRUN_KAFKA__BOOTSTRAP_SERVERS in the environment"
+    elif "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        source = "KAFKA_BOOTSTRAP_SERVERS in the environment"
+    elif in_file is not None:
+        source = f"[kafka] bootstrap_servers in {where}"
+    else:
+        source = "the default"
+    return source, in_file, where
+
+
+def _explain(error: Any) -> str:
+    """pydantic's message, but an unknown key says which known one it resembles."""
+    if error["type"] != "extra_forbidden":
+        return error["msg"]
+    *parent, key = error["loc"]
+    known = _known_keys(parent)
+    if not parent:
+        kind = "section" if isinstance(error.get("input"), dict) else "key"
+        what = f"unknown {kind} `{key}` at the top level"
+    else:
+        what = f"unknown key `{key}` in [{'.'.join(str(p) for p in parent if not isinstance(p, int))}]"
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+    if close:
+        return f"{what}; did you mean `{close[0]}`?"
+    return f"{what}; known: {', '.join(known)}" if known else what
+
+
+def _known_keys(loc: list[Any]) -> list[str]:
+    """The field names of the settings section at ``loc`` (e.g. ``["flow", "models", 0]``)."""
+    from typing import get_args
+
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *get_args(ann)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
 
 
 def _with_defaults(data: dict[str, Any]) -> type[Settings]:

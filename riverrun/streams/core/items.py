@@ -15,11 +15,37 @@ Kind = Literal["event", "label"]
 
 @dataclass(slots=True)
 class RawRecord:
-    """A payload as read: bytes from Kafka or a file (or an already-built record in memory)."""
+    """A payload as read: bytes from Kafka or a file (or an already-built record in memory).
+    ``received_at``: when the record reached Kafka (its timestamp, epoch seconds; None for files
+    and memory), the start of the prediction latency that ops alert on."""
 
     kind: Kind
     value: bytes | Event | Label
     origin: Origin = field(default_factory=Origin)
+    received_at: float | None = None
+
+
+def stamp_received(event: Event, received_at: float | None) -> None:
+    """Remember on ``event`` when it reached Kafka (a private attribute: never serialized, so
+    predictions, replay and live stay byte-identical)."""
+    if received_at is not None:
+        event._received_at = received_at
+
+
+def received_at(event: Event) -> float | None:
+    """When ``event`` reached Kafka, or None (read from a file, or restored from a snapshot
+    written before events carried it).
+
+    >>> from datetime import datetime, timezone
+    >>> e = Event(event_id="e", entity="u", ts=datetime(2024, 1, 1, tzinfo=timezone.utc), features={})
+    >>> received_at(e) is None
+    True
+    >>> stamp_received(e, 1700000000.5)
+    >>> received_at(e), e.model_dump_json().count("received")
+    (1700000000.5, 0)
+    """
+    private = event.__pydantic_private__  # None in an Event unpickled from an older snapshot
+    return None if not private else private.get("_received_at")
 
 
 @dataclass(slots=True)
@@ -82,6 +108,9 @@ class ServedPrediction:
     proba: dict[str, float] | None
     ts: datetime
     served_at: datetime
+    #: When the event reached Kafka (epoch seconds; None: not read from Kafka). Not written:
+    #: only the latency metric reads it.
+    received_at: float | None = field(default=None, compare=False)
 
     def to_json(self) -> bytes:
         return orjson.dumps(

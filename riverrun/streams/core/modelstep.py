@@ -37,6 +37,7 @@ from riverrun.streams.core.items import (
     MetricsPoint,
     ServedPrediction,
     SourcedLabel,
+    received_at,
 )
 from riverrun.streams.core.join import LabelJoin
 from riverrun.streams.flow.metrics import ModelView
@@ -166,6 +167,7 @@ class ModelStep:
                 None if proba is None else {class_key(k): p for k, p in proba.items()},
                 event.ts,
                 event.ts if self.config.served_at_event_time else datetime.now(UTC),
+                received_at(event),
             )
         )
         out.extend(self.lifecycle.drain())

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from riverrun.errors import DeliveryError
 from riverrun.schemas import DeadLetter, ModelEvent, Origin
 from riverrun.streams.core.items import Kind, RawRecord
+from riverrun.streams.settings import config_for
 
 log = logging.getLogger(__name__)
 
@@ -191,30 +192,62 @@ class CallbackSink(DynamicSink[Any]):
 def producer_config(client_config: dict[str, str]) -> dict[str, Any]:
     """A producer that never loses an acknowledged write nor duplicates on retry: ``acks=all``
     and idempotence whatever ``[kafka.extra]`` says. Batching (``linger.ms``, 5) and
-    ``compression.type`` (lz4) are defaults that ``[kafka.extra]`` may change.
+    ``compression.type`` (lz4) are defaults that ``[kafka.extra]`` may change. Consumer
+    properties (``fetch.wait.max.ms``, ...) are left out: librdkafka would warn on every start.
 
-    >>> conf = producer_config({"bootstrap.servers": "b:9092", "linger.ms": "1", "acks": "1"})
+    >>> conf = producer_config({"bootstrap.servers": "b:9092", "linger.ms": "1", "acks": "1",
+    ...                         "fetch.wait.max.ms": "10"})
     >>> conf["linger.ms"], conf["acks"], conf["enable.idempotence"], conf["compression.type"]
     ('1', 'all', True, 'lz4')
+    >>> "fetch.wait.max.ms" in conf
+    False
     """
     return {
         "linger.ms": 5,
         "compression.type": "lz4",
-        **client_config,
+        **config_for(client_config, "producer"),
         "acks": "all",
         "enable.idempotence": True,
     }
 
 
+class _OncePerKind:
+    """librdkafka's log (``logger``), each kind of line (facility, broker) once per
+    ``every`` seconds: an unreachable broker is otherwise one ``FAIL`` line per reconnection
+    attempt, hundreds in a flush timeout. The error itself reaches ``error_cb``."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self._every = every
+        self._last: dict[str, float] = {}
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        """confluent-kafka calls ``log(level, "%s [%s] %s", facility, client, "[thrd:X]: text")``."""
+        text = fmt % args if args else fmt
+        kind = f"{args[0]}|{str(args[-1]).split(']', 1)[0]}" if len(args) == 3 else text
+        now = time.monotonic()
+        if now - self._last.get(kind, float("-inf")) >= self._every:
+            self._last[kind] = now
+            log.log(level, "librdkafka: %s", text)
+
+
 class VerifiedProducer:
     """confluent-kafka producer whose every message is confirmed: delivery callbacks are checked
-    and ``flush()`` must leave nothing in the queue, or ``DeliveryError`` is raised."""
+    and ``flush()`` must leave nothing in the queue, or ``DeliveryError`` is raised, naming the
+    broker and librdkafka's latest error. librdkafka's own log is thinned (``_OncePerKind``)."""
 
     def __init__(self, client_config: dict[str, str], flush_timeout: float = 30.0):
-        self._producer = Producer(producer_config(client_config))
+        self._servers = client_config.get("bootstrap.servers", "?")
+        self._last_error: str | None = None
+        conf = {"logger": _OncePerKind(), "error_cb": self._on_error, **producer_config(client_config)}
+        self._producer = Producer(conf)
         self._errors: list[str] = []
         self._flush_timeout = flush_timeout
         self.delivered = 0
+
+    def _on_error(self, err: Any) -> None:
+        """Client-level errors (broker unreachable, ...): kept for the flush error message."""
+        self._last_error = err.str()
+        log.debug("kafka producer error: %s", err.str())
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
@@ -234,8 +267,11 @@ class VerifiedProducer:
     def flush(self) -> None:
         remaining = self._producer.flush(self._flush_timeout)
         if remaining:
+            cause = f" (last error: {self._last_error})" if self._last_error else ""
             raise DeliveryError(
-                f"{remaining} messages not acknowledged by Kafka within {self._flush_timeout:.0f}s"
+                f"{remaining} messages not acknowledged by Kafka at {self._servers} within "
+                f"{self._flush_timeout:.0f}s{cause}: check that the broker is up and reachable "
+                "from here, and [kafka] bootstrap_servers / KAFKA_BOOTSTRAP_SERVERS"
             )
         if self._errors:
             errors, self._errors = self._errors, []
@@ -418,6 +454,7 @@ class _RegistryPartition(StatelessSinkPartition):
         self._registry: Any = None
         self._parents: dict[str, int | None] = {}
         self._saved: dict[str, set[tuple]] = {}
+        self._versions_of: dict[str, dict[str, int]] = {}
         self._audited: dict[str, set[str]] = {}
         self._retry_initial, self._retry_max = retry_initial, retry_max
         self._close_timeout = close_timeout
@@ -516,6 +553,8 @@ class _RegistryPartition(StatelessSinkPartition):
         self._parents[model] = versions[-1].version if versions else None
         self._audited[model] = {_event_key(r) for r in self._registry.audit_log(model)}
         self._saved[model] = {(v.reason.split(":", 1)[0], v.n_learned, v.event_time_end) for v in versions}
+        # the lifecycle's checkpoint id (ckpt-3) -> its registry version, for rollbacks to it
+        self._versions_of[model] = {v.reason.split(":", 1)[0]: v.version for v in versions}
 
     def _write(self, item) -> None:
         import pickle
@@ -527,6 +566,8 @@ class _RegistryPartition(StatelessSinkPartition):
             if key not in self._audited[item.model]:
                 self._registry.audit(item.model, record)
                 self._audited[item.model].add(key)
+            if item.action == "rollback" and item.checkpoint:
+                self._point_champion(item.model, self._registry_version(item.model, item.checkpoint), item)
             return
         # A Checkpoint: our own pickle of the champion, made in this process a moment ago.
         end = item.event_time_end.isoformat() if item.event_time_end else None
@@ -545,6 +586,31 @@ class _RegistryPartition(StatelessSinkPartition):
         )
         self._saved[item.model].add(key)
         self._parents[item.model] = meta.version
+        self._versions_of[item.model][item.id] = meta.version
+        if not item.reason.startswith("before "):  # not the model about to be displaced
+            self._point_champion(item.model, meta.version, item)
+
+    def _registry_version(self, model: str, checkpoint: str) -> int | None:
+        """The registry version a rollback went to: ``registry v3`` (an operator's), or a
+        lifecycle checkpoint id this registry holds (``ckpt-3``); None if unknown."""
+        if checkpoint.startswith("registry v"):
+            return int(checkpoint.removeprefix("registry v"))
+        return self._versions_of[model].get(checkpoint)
+
+    def _point_champion(self, model: str, version: int | None, item: Any) -> None:
+        """Point the registry's ``champion`` at the registry version the flow now serves (a
+        rollback's target) or last checkpointed from what it serves (a periodic or operator
+        checkpoint), so ``/models`` and ``riverrun models list`` show it. Idempotent: a
+        re-emission after a crash adds no audit record."""
+        if version is None or self._registry.get_pointer(model, "champion") == version:
+            return
+        serving = getattr(item, "to_version", None) or getattr(item, "version", None)
+        self._registry.set_pointer(
+            model,
+            "champion",
+            version,
+            reason=f"the flow serves {model} serving v{serving} from registry v{version}",
+        )
 
 
 class RegistrySink(DynamicSink):

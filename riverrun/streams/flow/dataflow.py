@@ -3,7 +3,8 @@
 Bytewax is known only under ``streams/flow/`` (this module, the sources and sinks) and by the
 Bytewax sources and sinks of ``streams/kafka/`` and ``streams/serving/``; everything that decides
 is in pure objects under ``streams/core/`` and ``learners/`` (``Sequencer``, ``EntityFeatures``,
-``ModelStep`` and its ``ModelLifecycle``) that replay and unit tests use unchanged.
+``ModelStep`` and its ``ModelLifecycle``)
+that replay and unit tests use unchanged.
 
 ::
 
@@ -23,6 +24,8 @@ Step ids are part of the recovery state: renaming one is a migration.
 from __future__ import annotations
 
 import gc
+import io
+import json
 import logging
 import pickle
 import time
@@ -49,6 +52,7 @@ from riverrun.streams.core.items import (
     RawRecord,
     ServedPrediction,
     SourcedLabel,
+    stamp_received,
 )
 from riverrun.streams.core.modelstep import ModelStep, StepConfig
 from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
@@ -102,6 +106,8 @@ def make_decoder(max_bytes: int):
             record = decode_label(value, raw.origin, max_bytes)
         if isinstance(record, DeadLetter):
             return record
+        if raw.received_at is not None and isinstance(record, Event):
+            stamp_received(record, raw.received_at)  # the start of the prediction latency
         return (record, raw.origin.partition or 0, raw.origin.offset or 0)
 
     return decode
@@ -249,6 +255,40 @@ class _OrderLogic(StatefulLogic):
 
 # -- the model operator ------------------------------------------------------------------------
 
+#: What follows the pickled ``ModelStep`` in a model snapshot: this marker, then JSON about the
+#: snapshot (``{"view_at": epoch seconds}``: when the metrics last showed the step's numbers).
+#: ``pickle.loads`` reads the step and ignores what follows it, so readers of the step alone
+#: (``scripts/crash_harness.py``) are unaffected, and snapshots without it (older ones) resume.
+SNAPSHOT_TRAILER = b"\nriverrun-model-snapshot:"
+
+
+def model_snapshot(step_blob: bytes, view_at: float) -> bytes:
+    """A model step's snapshot: its pickle, then ``SNAPSHOT_TRAILER`` and the JSON trailer."""
+    return step_blob + SNAPSHOT_TRAILER + json.dumps({"view_at": view_at}).encode()
+
+
+def read_model_snapshot(blob: bytes) -> tuple[ModelStep, float | None]:
+    """The step of a model snapshot and when its numbers were last published (None: a snapshot
+    written before snapshots said so).
+
+    >>> step = ModelStep(StepConfig(model="m", recipe="lr"))
+    >>> restored, at = read_model_snapshot(model_snapshot(pickle.dumps(step), 1700000000.0))
+    >>> restored.config.model, at
+    ('m', 1700000000.0)
+    >>> read_model_snapshot(pickle.dumps(step))[1] is None
+    True
+    """
+    f = io.BytesIO(blob)
+    step = recovery.Unpickler(f).load()
+    rest = f.read()
+    view_at = None
+    if rest.startswith(SNAPSHOT_TRAILER):
+        try:
+            view_at = float(json.loads(rest[len(SNAPSHOT_TRAILER) :])["view_at"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("model snapshot trailer unreadable; the restored view's age starts now")
+    return step, view_at
+
 
 class _ModelLogic(StatefulLogic):
     """Bytewax shell around ``ModelStep``; its snapshot is pickle bytes (immutable, and much
@@ -278,6 +318,7 @@ class _ModelLogic(StatefulLogic):
         self._publish_every = publish_every
         self._countdown = 0  # publish at the first item
         self._published_at = 0.0
+        self._view_at = time.time()  # wall clock of the numbers the metrics show (snapshotted)
 
     def on_item(self, value):
         model, (seq, item) = value[:2]
@@ -297,8 +338,22 @@ class _ModelLogic(StatefulLogic):
 
     def _publish(self) -> None:
         self._published_at = time.monotonic()
+        self._view_at = time.time()
         if self.step is not None and self._metrics is not None:
             self._metrics.publish(self.step.view())
+
+    def publish_restored(self, view_at: float | None) -> None:
+        """Show the numbers of a step just restored from recovery at once (an idle stream would
+        otherwise show none until its next item), aged from ``view_at``, when the metrics last
+        showed them before the restart (None: now), so that ``riverrun_view_age_seconds`` and
+        the staleness alert see through a restart."""
+        if self.step is None or self._metrics is None:
+            return
+        now = time.time()
+        self._view_at = now if view_at is None else min(view_at, now)
+        view = self.step.view()
+        view.published_at = time.monotonic() - (now - self._view_at)
+        self._metrics.publish(view)
 
     def on_eof(self):
         if self._finite and self.step is not None:
@@ -319,7 +374,7 @@ class _ModelLogic(StatefulLogic):
         if self._metrics is not None and self.step is not None:
             self._metrics.observe_snapshot(self.step.config.model, time.monotonic() - start, len(blob))
             self._publish()  # at least once an epoch: the numbers of an idle model stay fresh
-        return blob
+        return model_snapshot(blob, self._view_at)
 
 
 def _output(step_id: str, stream, sink: Sink) -> None:
@@ -419,8 +474,13 @@ def build_dataflow(
         routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
 
     def builder(resume: bytes | None) -> _ModelLogic:
-        step = rebuilt(recovery.loads(resume)) if resume is not None else None  # see learners.rebuild
-        return _ModelLogic(configs, spec.finite, step, metrics, publish_every)
+        if resume is None:
+            return _ModelLogic(configs, spec.finite, None, metrics, publish_every)
+        step, view_at = read_model_snapshot(resume)
+        step = rebuilt(step)  # see learners.rebuild
+        logic = _ModelLogic(configs, spec.finite, step, metrics, publish_every)
+        logic.publish_restored(view_at)  # the restored model's series, before any new input
+        return logic
 
     outputs = op.key_rm("model_unkey", op.stateful("model", routed, builder))
     is_prediction = op.branch("is_prediction", outputs, lambda o: isinstance(o, ServedPrediction))

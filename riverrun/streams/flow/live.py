@@ -70,6 +70,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
+import sqlite3
+import sys
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -87,7 +91,13 @@ from riverrun.streams.flow.connectors import (
     StopSignal,
     metered,
 )
-from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_cluster
+from riverrun.streams.flow.dataflow import (
+    FlowSinks,
+    FlowSpec,
+    build_dataflow,
+    read_model_snapshot,
+    run_cluster,
+)
 from riverrun.streams.flow.metrics import FlowMetrics, serve
 from riverrun.streams.flow.shards import Shard
 from riverrun.streams.kafka.admin import kafka_source, partitions_of, require_topics
@@ -295,6 +305,123 @@ def shard_settings(settings: Settings, shard: Shard, addresses: list[str] | None
     return settings.model_copy(update={"recovery": recovery})
 
 
+@dataclass
+class RecoveryPoint:
+    """Where a recovery directory resumes: the epoch, and each model key's serving version in
+    the snapshot of that epoch (empty: nothing to resume, the topics are read from the start)."""
+
+    epoch: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+def recovery_point(directory: Path) -> RecoveryPoint:
+    """The epoch a (re)start of the flow resumes from, computed as Bytewax 0.21 does (the lowest
+    worker frontier of the newest execution over all partitions), and the version each model
+    step had in its snapshot before that epoch. Reads our own trusted recovery directory (it
+    holds pickles); a directory without partitions resumes nothing."""
+    parts = sorted(Path(directory).glob("part-*.sqlite3"))
+    executions: dict[int, tuple[int, int]] = {}
+    fronts: dict[tuple[int, int], int] = {}
+    for part in parts:
+        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
+            for ex_num, workers, resume in db.execute("SELECT ex_num, worker_count, resume_epoch FROM exs"):
+                executions[ex_num] = (workers, resume)
+            for ex_num, worker, frontier in db.execute(
+                "SELECT ex_num, worker_index, worker_frontier FROM fronts"
+            ):
+                fronts[(ex_num, worker)] = max(frontier, fronts.get((ex_num, worker), frontier))
+    if not executions:
+        return RecoveryPoint()
+    last = max(executions)
+    workers, default = executions[last]
+    epoch = min(max(fronts.get((last, w), default), default) for w in range(workers))
+    newest: dict[str, tuple[int, bytes | None]] = {}
+    for part in parts:
+        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT state_key, snap_epoch, ser_change FROM snaps "
+                "WHERE (step_id LIKE '%.model' OR step_id LIKE '%.model.stateful_batch') AND snap_epoch < ?",
+                (epoch,),
+            ).fetchall()
+        for key, snap_epoch, blob in rows:
+            if key not in newest or snap_epoch > newest[key][0]:
+                newest[key] = (snap_epoch, blob)
+    versions: dict[str, int] = {}
+    for key, (_epoch, blob) in sorted(newest.items()):
+        if blob is None:
+            continue
+        state = pickle.loads(blob)  # Bytewax's pickle of our snapshot bytes
+        step, _ = read_model_snapshot(state)
+        if step is not None:
+            versions[key] = step.learner.version
+    return RecoveryPoint(epoch, versions)
+
+
+def start_line(
+    settings: Settings, metrics: FlowMetrics | None, resumed: RecoveryPoint | None, shard: Shard | None
+) -> str:
+    """What ``riverrun run`` prints (stderr) as it starts: broker, input topics and their
+    partitions, the models and the versions they serve, recovery, metrics."""
+    t = settings.topics
+    listed = []
+    for name in (t.events, t.labels):
+        ids = partitions_of(settings, name)
+        listed.append(f"{name} partitions {list(shard.partitions(ids) if shard else ids)}")
+    topics = ", ".join(listed)
+    served = resumed.versions if resumed is not None else {}
+    models = ", ".join(
+        f"{m.name} ({m.recipe}) "
+        + (
+            " ".join(
+                f"v{v}" if k == m.name else f"{k} v{v}"  # a segment's instance: lr.DE v2
+                for k, v in served.items()
+                if k == m.name or k.startswith(m.name + ".")
+            )
+            or "v1 (new)"
+        )
+        for m in settings.flow.models
+    )
+    r = settings.recovery
+    if resumed is None:
+        recovery = "recovery off (the topics are read from the start)"
+    elif resumed.versions or resumed.epoch > 0:
+        recovery = f"recovery {r.directory} resuming epoch {resumed.epoch}"
+    else:
+        recovery = f"recovery {r.directory} (new: the topics are read from the start)"
+    where = metrics.endpoint if metrics is not None and metrics.endpoint else "metrics off"
+    return (
+        f"riverrun run: started{f' shard {shard.label}' if shard else ''}; broker "
+        f"{settings.kafka.bootstrap_servers}; topics {topics}; models {models}; {recovery}; "
+        f"metrics {where}"
+    )
+
+
+def stop_line(settings: Settings, metrics: FlowMetrics | None, signalled: bool) -> str:
+    """What ``riverrun run`` prints (stderr) as it stops: why, what this process's model steps
+    had served and learned, and the epoch a restart resumes from."""
+    r = settings.recovery
+    views = metrics.views() if metrics is not None else {}
+    done = (
+        ", ".join(
+            f"{name} v{v.version}: {v.n_predicted} predicted, {v.n_learned} learned, "
+            f"{v.counters.get('pending_events', 0)} awaiting labels"
+            for name, v in sorted(views.items())
+        )
+        or "no model step ran in this process"
+    )
+    how = "on signal: inputs drained" if signalled else "inputs ended"
+    if r.enabled:
+        epoch = recovery_point(Path(r.directory)).epoch
+        kept = f"final snapshot in {r.directory}, a restart resumes epoch {epoch}"
+    else:
+        kept = "recovery off: nothing snapshotted, a restart re-reads the topics"
+    return f"riverrun run: stopped {how}; {done}; {kept}"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_live(
     settings: Settings,
     workers: int | None = None,
@@ -312,16 +439,11 @@ def run_live(
     r = settings.recovery
     if r.enabled:
         check_recovery_dir(settings)
-    log.info(
-        "riverrun run: brokers=%s models=%s features=%s recovery=%s",
-        settings.kafka.bootstrap_servers,
-        [m.name for m in settings.flow.models],
-        settings.flow.features,
-        r.directory if r.enabled else "off",
-    )
     metrics = start_metrics(settings, process_id)
     stop = StopSignal()
     stop.install()  # SIGTERM/SIGINT: drain, final snapshot, exit 0
+    resumed = recovery_point(Path(r.directory)) if r.enabled else None
+    _say(start_line(settings, metrics, resumed, shard))
     log.info("riverrun run: running; SIGTERM or Ctrl-C stops it gracefully (final snapshot)")
     run_cluster(
         build_live_flow(settings, stop, metrics, shard),
@@ -333,5 +455,4 @@ def run_live(
         snapshot_interval=timedelta(seconds=r.snapshot_interval_seconds),
         backup_interval=timedelta(seconds=r.backup_interval_seconds),
     )
-    if stop.is_set():
-        log.info("riverrun run: stopped on signal after a final snapshot")
+    _say(stop_line(settings, metrics, stop.is_set()))

@@ -7,8 +7,8 @@ Where the numbers come from, so the hot path stays cheap:
   own (snapshotted) state; every ``publish_every_seconds`` it hands a ``ModelView`` (plain
   numbers) to ``FlowMetrics``, and a scrape reads the newest view. Its counters are therefore
   exactly-once across crashes, like the model;
-* the **sinks** count what they publish: predictions (and their event -> publish latency), dead
-  letters by kind and reason;
+* the **sinks** count what they publish: predictions (their latency from the event's Kafka
+  timestamp, and their lag behind the event's own ``ts``), dead letters by kind and reason;
 * the **decode** step counts records read, by kind;
 * Bytewax's own Kafka consumer lag gauge is re-exported as ``riverrun_kafka_consumer_lag_messages``.
 
@@ -40,6 +40,10 @@ from riverrun.streams.core.buckets import LATENCY_BOUNDS, Buckets
 
 log = logging.getLogger(__name__)
 
+#: Event ``ts`` -> published prediction (wall clock): the latency's buckets, then to a week (a
+#: backfill of old events lands in the large ones).
+EVENT_LAG_BOUNDS = (*LATENCY_BOUNDS, 300.0, 900.0, 3600.0, 14_400.0, 86_400.0, 604_800.0)
+
 
 @dataclass(frozen=True)
 class Series:
@@ -67,7 +71,15 @@ SERIES: dict[str, Series] = {
         "re-emissions after a crash included)",
     ),
     "riverrun_prediction_latency_seconds": Series(
-        "histogram", (), "Wall time from the event's timestamp to its prediction's publication"
+        "histogram",
+        (),
+        "Wall time from the event reaching Kafka (its record timestamp) to its prediction's publication",
+    ),
+    "riverrun_prediction_event_lag_seconds": Series(
+        "histogram",
+        (),
+        "Wall time from the event's own timestamp (ts) to its prediction's publication: "
+        "includes producer lateness and backfills",
     ),
     # the delayed-label join
     "riverrun_labels_learned_total": Series("counter", ("model",), "Labels the model learned from"),
@@ -223,7 +235,9 @@ class FlowMetrics:
         self._lock = threading.Lock()
         self._views: dict[str, ModelView] = {}
         self._online_store: Any = None  # a FeatureStoreSink, read at scrape time
+        self.endpoint: str | None = None  # http://address:port/metrics once ``serve``d
         self._latency = Buckets(LATENCY_BOUNDS)
+        self._event_lag = Buckets(EVENT_LAG_BOUNDS)
         r.register(_ViewCollector(self))
 
     # -- updates (from the flow's worker threads) ----------------------------------------------
@@ -236,12 +250,17 @@ class FlowMetrics:
             self.dead_letters.labels(letter.kind, letter.reason).inc()
 
     def observe_published(self, predictions: list, now: float | None = None) -> None:
-        """Predictions handed to the producer; latency = now - event timestamp."""
+        """Predictions handed to the producer. Latency: ``now`` minus the time the event reached
+        Kafka (``received_at``; predictions of events not read from Kafka have none and are not
+        timed); event lag: ``now`` minus the event's own ``ts`` (a backfill or a late producer
+        shows here, not in the latency)."""
         now = time.time() if now is None else now
         with self._lock:
-            observe = self._latency.observe
+            latency, lag = self._latency.observe, self._event_lag.observe
             for p in predictions:
-                observe(max(0.0, now - p.ts.timestamp()))
+                if p.received_at is not None:
+                    latency(max(0.0, now - p.received_at))
+                lag(max(0.0, now - p.ts.timestamp()))
         self.published.inc(len(predictions))
 
     def observe_snapshot(self, model: str, seconds: float, nbytes: int) -> None:
@@ -264,8 +283,14 @@ class FlowMetrics:
             return dict(self._views)
 
     def latency(self) -> Buckets:
+        """Kafka timestamp -> publication (``riverrun_prediction_latency_seconds``)."""
         with self._lock:
             return self._latency.copy()
+
+    def event_lag(self) -> Buckets:
+        """Event ``ts`` -> publication (``riverrun_prediction_event_lag_seconds``)."""
+        with self._lock:
+            return self._event_lag.copy()
 
     def exposition(self) -> str:
         """The text a scrape gets."""
@@ -337,6 +362,7 @@ class _ViewCollector:
         if delay is not None:
             yield delay
         yield _histogram("riverrun_prediction_latency_seconds", [], [], self.metrics.latency())
+        yield _histogram("riverrun_prediction_event_lag_seconds", [], [], self.metrics.event_lag())
         yield from _kafka_lag()
 
 
@@ -361,5 +387,6 @@ def serve(metrics: FlowMetrics, address: str = "127.0.0.1", port: int = 9464) ->
 
     server, _thread = start_http_server(port, addr=address, registry=metrics.registry)
     bound = server.server_address[1]
-    log.info("metrics at http://%s:%d/metrics", address, bound)
+    metrics.endpoint = f"http://{address}:{bound}/metrics"
+    log.info("metrics at %s", metrics.endpoint)
     return server, bound

@@ -37,11 +37,13 @@ MOVED_MODULES: dict[str, str] = {
 }
 
 
-class _Unpickler(pickle.Unpickler):
+class Unpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` with moved modules mapped to where they live now."""
+
     def find_class(self, module: str, name: str) -> Any:
         return super().find_class(MOVED_MODULES.get(module, module), name)
 
 
 def loads(data: bytes) -> Any:
     """``pickle.loads`` for a recovery snapshot, with moved modules mapped to where they live now."""
-    return _Unpickler(io.BytesIO(data)).load()
+    return Unpickler(io.BytesIO(data)).load()

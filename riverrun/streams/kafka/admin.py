@@ -10,61 +10,97 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE as CONSUMER_LAG
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
 from riverrun.schemas import Event, Label, Origin
 from riverrun.streams.core.items import Kind, RawRecord
 from riverrun.streams.flow.connectors import VerifiedProducer
-from riverrun.streams.settings import Settings
+from riverrun.streams.settings import Settings, config_for
 
 log = logging.getLogger(__name__)
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka.client_config())
+    """An admin client: the shared settings only (no producer or consumer property)."""
+    return AdminClient(config_for(settings.kafka.client_config(), "admin"))
+
+
+# librdkafka errors meaning the bootstrap brokers cannot be reached at all (as opposed to a
+# broker that is slow to answer): connection refused, name not resolved, every broker down.
+_UNREACHABLE = (KafkaError._TRANSPORT, KafkaError._RESOLVE)
 
 
 def check_broker(settings: Settings, timeout: float = 10.0) -> set[str]:
-    """The broker's topic names; ``ServiceUnavailable`` (with what to do) when it does not answer.
+    """The broker's topic names; ``ServiceUnavailable`` (address, cause, what to do) when it
+    cannot be reached.
 
-    Refused credentials and failed TLS handshakes are ``ConfigError`` at the first refusal:
-    librdkafka retries them silently until the timeout otherwise, and reports only a generic
-    "transport failure", which sends the operator looking for a network problem.
+    Fails as soon as librdkafka reports every bootstrap broker down (connection refused, name
+    not resolved: ``_ALL_BROKERS_DOWN`` after ``_TRANSPORT`` / ``_RESOLVE``), usually within a
+    second; waits up to ``timeout`` only for a broker that accepts connections but does not
+    answer (or a network that drops packets). Refused credentials and failed TLS handshakes are
+    ``ConfigError`` at the first refusal: librdkafka retries them silently until the timeout
+    otherwise, and reports only a generic "transport failure", which sends the operator looking
+    for a network problem.
     """
-    servers = settings.kafka.bootstrap_servers
     refused: list[KafkaError] = []
-    last: list[str] = []
+    last: list[str] = []  # the latest error's reason
+    unreachable: list[str] = []  # the latest connection refused / name not resolved
+    down: list[bool] = []
 
     def on_error(err: KafkaError) -> None:
-        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+        code = err.code()
+        if code in (KafkaError._AUTHENTICATION, KafkaError._SSL):
             refused.append(err)
-        elif err.code() != KafkaError._ALL_BROKERS_DOWN:
-            last[:] = [err.str()]
+        elif code == KafkaError._ALL_BROKERS_DOWN:
+            down.append(True)
+        else:  # "host:port/bootstrap: Connect to ipv4#... failed: Connection refused (after 0ms ...)"
+            last[:] = [err.str().partition("/bootstrap: ")[2] or err.str()]
+            if code in _UNREACHABLE:
+                unreachable[:] = last
 
     # Errors come through error_cb and end up in the message: librdkafka's own log would print
     # one line per reconnection attempt.
-    conf = {**settings.kafka.client_config(), "error_cb": on_error, "log_level": "0"}
+    conf = {**config_for(settings.kafka.client_config(), "admin"), "error_cb": on_error, "log_level": "0"}
     client = AdminClient(conf)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            metadata = client.list_topics(timeout=max(0.1, min(0.5, deadline - time.monotonic())))
+            metadata = client.list_topics(timeout=max(0.1, min(0.25, deadline - time.monotonic())))
             break
         except KafkaException as exc:
             client.poll(0)  # serves error_cb
             if refused:
                 raise ConfigError(_refusal_message(settings, refused[0])) from None
+            if down and unreachable:  # every bootstrap broker refused or did not resolve
+                raise ServiceUnavailable(
+                    _unreachable_message(settings, f"is unreachable ({unreachable[0]})")
+                ) from None
             if time.monotonic() < deadline:
                 continue
+            cause = last[0] if last else exc.args[0].str()
             raise ServiceUnavailable(
-                f"Kafka at {servers} did not answer within {timeout:.0f}s "
-                f"({last[0] if last else exc.args[0].str()}). "
-                "Start one with `bash infra/services.sh start`, or point riverrun at yours with "
-                "KAFKA_BOOTSTRAP_SERVERS / [kafka] bootstrap_servers."
+                _unreachable_message(settings, f"did not answer within {timeout:.0f}s ({cause})")
             ) from None
     return set(metadata.topics)
+
+
+def _unreachable_message(settings: Settings, what: str) -> str:
+    """``Kafka at ADDRESS (where the address came from) WHAT. What to do.``"""
+    origin = settings.bootstrap_origin()
+    return (
+        f"Kafka at {origin.servers} ({origin.source}) {what}. Start one with "
+        "`bash infra/services.sh start`, or point riverrun at yours with [kafka] "
+        "bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS (the environment wins over the file)."
+    )
 
 
 def _refusal_message(settings: Settings, err: KafkaError) -> str:
@@ -84,12 +120,19 @@ def _refusal_message(settings: Settings, err: KafkaError) -> str:
 
 
 def require_topics(settings: Settings, names: Iterable[str]) -> None:
-    """Fail fast, before the flow starts, if a topic it needs is missing."""
+    """Fail fast, before anything is read or sent, if the broker is unreachable or a topic it
+    needs is missing (a producer would have the broker auto-create a mistyped one, and nothing
+    would ever read it). The message names each topic with its [topics] key and the fix."""
     missing = sorted(set(names) - check_broker(settings))
     if missing:
+        keys = {name: key for key, name in settings.topics.model_dump().items() if isinstance(name, str)}
+        shown = ", ".join(
+            f"{name!r} ([topics] {keys[name]})" if name in keys else repr(name) for name in missing
+        )
         raise ConfigError(
-            f"missing Kafka topics {missing} on {settings.kafka.bootstrap_servers}: "
-            "create them with `riverrun topics create` (same config), or fix [topics]."
+            f"missing Kafka topics [{shown}] on {settings.kafka.bootstrap_servers}: create them with "
+            "`riverrun topics create` (same config), or fix the names in [topics] "
+            "(RIVERRUN_TOPICS__<KEY> in the environment)."
         )
 
 
@@ -135,7 +178,8 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
 
 class _TailPartition(StatefulSourcePartition[RawRecord, int]):
     """One partition of a topic, read from an offset on and never ending, as ``RawRecord``s
-    (origin: topic, partition, offset, key). The snapshot is the next offset to read.
+    (origin: topic, partition, offset, key; ``received_at``: the record's Kafka timestamp). The
+    snapshot is the next offset to read.
 
     A poll takes what librdkafka has fetched already and returns at once: Bytewax's own Kafka
     partition waits up to 1 ms in ``consume`` for a full batch, in the worker's only thread, so
@@ -162,7 +206,7 @@ class _TailPartition(StatefulSourcePartition[RawRecord, int]):
         self._lag = CONSUMER_LAG.labels(step_id=step_id, topic=topic, partition=partition)
         self._consumer = Consumer(
             {
-                **config,
+                **config_for(config, "consumer"),
                 "group.id": "riverrun-unused",  # assigned, not subscribed: offsets live in the snapshots
                 "enable.auto.commit": "false",
                 "stats_cb": self._on_stats,
@@ -193,7 +237,9 @@ class _TailPartition(StatefulSourcePartition[RawRecord, int]):
                 msg.offset(),
                 None if key is None else key.decode("utf-8", "backslashreplace"),
             )
-            batch.append(RawRecord(kind, msg.value(), origin))
+            ts_type, ts_ms = msg.timestamp()  # log-append or create time
+            appended = None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts_ms / 1000.0
+            batch.append(RawRecord(kind, msg.value(), origin, appended))
         if batch:
             self._next = batch[-1].origin.offset + 1  # type: ignore[operator]
             self._awake = None
@@ -228,7 +274,7 @@ class KafkaTailSource(FixedPartitionedSource[RawRecord, int]):
         self.partitions = None if partitions is None else frozenset(partitions)
 
     def list_parts(self) -> list[str]:
-        ids = _partition_ids(AdminClient(self.config), self.topic, 30)
+        ids = _partition_ids(AdminClient(config_for(self.config, "admin")), self.topic, 30)
         return [f"{p}-{self.topic}" for p in ids if self.partitions is None or p in self.partitions]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TailPartition:

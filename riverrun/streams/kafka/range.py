@@ -36,6 +36,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from riverrun.errors import ConfigError
 from riverrun.schemas import Origin
 from riverrun.streams.core.items import Kind, RawRecord
+from riverrun.streams.settings import config_for
 
 _ITEM = re.compile(r"^(?:(events|labels|control)(?::(\d+))?=)?(\d+)$")
 
@@ -101,9 +102,11 @@ class PartitionRange:
 
 
 def _consumer(client_config: dict[str, str], **extra: str | bool | int) -> Consumer:
+    """A consumer of its own group (never committed), reading from the earliest offset; no
+    producer property of ``[kafka.extra]`` (librdkafka would warn on every start)."""
     return Consumer(
         {
-            **client_config,
+            **config_for(client_config, "consumer"),
             "group.id": f"riverrun-replay-{uuid.uuid4().hex[:12]}",  # never committed
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -10,7 +10,13 @@
                                  that model's), from the online store; 404 when unknown
     GET  /features/{entity}      the entity's latest feature vector, from the online store
     GET  /models                 the registry: versions per model (503 without a registry key)
-    GET  /healthz                Kafka (producer) and Redis reachable, topics present; counters
+    GET  /healthz                Kafka (producer) and Redis reachable, topics present; open to
+                                 anyone (status only), the details and counters with a read token
+
+Every route but /healthz needs ``Authorization: Bearer TOKEN`` (``[gateway] auth = "token"``, the
+default; ``serving.auth``): scope ``ingest`` for the POSTs, ``read`` for the GETs; 401 with
+``WWW-Authenticate: Bearer`` without a known token, 403 with a token lacking the scope.
+``auth = "none"`` opens every route and is logged as a warning at start.
 
 A Faust agent copies the predictions topic into the online store (latest prediction per entity
 and model, with the store's TTL), in batches with one Redis pipeline each; the flow writes the
@@ -42,6 +48,7 @@ import orjson
 from riverrun.errors import ConfigError
 from riverrun.schemas import DeadLetter, Event, Label, decode_event, decode_label
 from riverrun.streams.kafka.publishers import ConfluentPublisher, FaustPublisher
+from riverrun.streams.serving.auth import Scope, Tokens, parse_grants
 from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -239,8 +246,10 @@ class Gateway:
             out[name] = {"count": len(versions), "latest": latest, "champion": champion, "versions": versions}
         return out
 
-    async def health(self) -> tuple[int, dict]:
-        """GET /healthz: Kafka (the producer's broker, and the topics) and Redis, checked at once."""
+    async def health(self, detail: bool = True) -> tuple[int, dict]:
+        """GET /healthz: Kafka (the producer's broker, and the topics) and Redis, checked at once.
+        Without ``detail`` (a caller without a read token) only ``ok``/``failing`` per service:
+        no error texts (hosts, topic names) and no counters."""
         needed = [*self.topics.values()]
         if self.settings.gateway.consume_predictions:
             needed.append(self.settings.topics.predictions)
@@ -259,6 +268,9 @@ class Gateway:
         body["redis"] = f"unreachable: {_text(pong)}" if redis_down else "ok"
         ok = body["kafka"] == body["redis"] == "ok"
         body["status"] = "ok" if ok else "degraded"
+        if not detail:
+            brief = {k: "ok" if body[k] == "ok" else "failing" for k in ("kafka", "redis")}
+            return (200 if ok else 503), {"status": body["status"], **brief}
         body["counters"] = vars(self.counters)
         return (200 if ok else 503), body
 
@@ -289,6 +301,62 @@ def _stored_models(store: Any) -> set[str]:
     return {k[len(head) : -len(tail)] for k in keys}
 
 
+# -- start-up checks: the extra, the codecs, the tokens -------------------------------------------
+
+_INSTALL = "pip install 'riverrun[gateway]' (from a clone: pip install -e '.[gateway]')"
+
+
+def require_extra() -> None:
+    """Faust and every codec the flow's producers may use, or a ``ConfigError`` saying what to
+    install. aiokafka reads lz4, snappy and zstd batches only with ``cramjam``; without it the
+    first lz4 batch of the flow's predictions (``producer_config``: lz4) would stop the worker."""
+    try:
+        import faust  # noqa: F401
+        from aiokafka import codec
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"riverrun gateway needs the gateway extra ({exc.name} is not installed): {_INSTALL}"
+        ) from exc
+    missing = [
+        name
+        for name, present in (("lz4", codec.has_lz4), ("snappy", codec.has_snappy), ("zstd", codec.has_zstd))
+        if not present()
+    ]
+    if missing:
+        raise ConfigError(
+            f"the gateway cannot read {'/'.join(missing)}-compressed records (the flow's producers "
+            f"compress with lz4): aiokafka needs cramjam. {_INSTALL}, or pip install cramjam"
+        )
+
+
+_NO_TOKENS = (
+    '[gateway] auth = "token" but no token is configured. Make one with `riverrun gateway token '
+    "--scope ingest,read [--name NAME]` (it prints the token for the client and the grant line "
+    "'sha256:... SCOPES NAME'), then put the line in [gateway] tokens_file or RIVERRUN_GATEWAY__TOKENS "
+    "(';' between grants). Only on a trusted network: [gateway] auth = \"none\""
+)
+
+
+def load_tokens(settings: Settings) -> Tokens | None:
+    """The configured grants (``tokens`` and ``tokens_file``), None with ``auth = "none"``; a
+    ``ConfigError`` saying how to make a token when auth is on and none is configured."""
+    g = settings.gateway
+    if g.auth == "none":
+        return None
+    grants = parse_grants(g.tokens, "[gateway] tokens")
+    if g.tokens_file is not None:
+        try:
+            text = g.tokens_file.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"[gateway] tokens_file {g.tokens_file}: {exc.strerror or exc}; {_NO_TOKENS}"
+            ) from exc
+        grants += parse_grants(text, str(g.tokens_file))
+    if not grants:
+        raise ConfigError(_NO_TOKENS)
+    return Tokens(grants)
+
+
 # -- the Faust app -------------------------------------------------------------------------------
 
 
@@ -312,7 +380,9 @@ def _credentials(settings: Settings) -> Any:
 
 
 def build_app(settings: Settings) -> tuple[Any, Gateway]:
-    """The Faust app (views, the predictions agent) and the ``Gateway`` behind it."""
+    """The Faust app (views, the predictions agent) and the ``Gateway`` behind it; each view
+    checks its scope first (``load_tokens``). Without ``consume_predictions`` the app starts
+    producer-only: no consumer (Faust cannot start one without a topic)."""
     import faust
     import redis.asyncio as aredis
     from faust.web import View
@@ -353,9 +423,25 @@ def build_app(settings: Settings) -> tuple[Any, Gateway]:
         retry=Retry(NoBackoff(), 1),  # Redis down: a quick 503, not seconds of retries
     )
     gateway = Gateway(settings, publisher, client)
+    tokens = load_tokens(settings)
+    if not g.consume_predictions:
+        app.producer_only = True  # web and producer only: Faust starts no consumer
 
-    def respond(view: View, status: int, body: dict) -> Any:
-        return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
+    def respond(view: View, status: int, body: dict, headers: dict | None = None) -> Any:
+        content = orjson.dumps(body)
+        return view.bytes(content, content_type="application/json", status=status, headers=headers)
+
+    def refused(view: View, request: Any, scope: Scope) -> Any:
+        """None when the request's token grants ``scope`` (or auth is off); else the 401/403."""
+        if tokens is None:
+            return None
+        status = tokens.check(request.headers.get("Authorization"), scope)
+        if status == 401:
+            body = {"error": "a bearer token is required", "reason": "unauthorized"}
+            return respond(view, 401, body, {"WWW-Authenticate": 'Bearer realm="riverrun"'})
+        if status == 403:
+            return respond(view, 403, {"error": "this token may not do that", "reason": "forbidden"})
+        return None
 
     async def read_body(request: Any) -> bytes | None:
         from aiohttp.web import HTTPRequestEntityTooLarge
@@ -368,6 +454,8 @@ def build_app(settings: Settings) -> tuple[Any, Gateway]:
     def ingest_view(kind: str) -> type[View]:
         class Ingest(View):
             async def post(self, request: Any) -> Any:
+                if (denied := refused(self, request, "ingest")) is not None:
+                    return denied
                 body = await read_body(request)
                 if body is None:
                     error = f"request body over {g.max_body_bytes} bytes ([gateway] max_body_bytes)"
@@ -383,22 +471,29 @@ def build_app(settings: Settings) -> tuple[Any, Gateway]:
     @app.page("/predictions/{entity}", name="predictions")
     class Predictions(View):
         async def get(self, request: Any, entity: str) -> Any:
+            if (denied := refused(self, request, "read")) is not None:
+                return denied
             return respond(self, *await gateway.predictions(entity, request.query.get("model")))
 
     @app.page("/features/{entity}", name="features")
     class Features(View):
         async def get(self, request: Any, entity: str) -> Any:
+            if (denied := refused(self, request, "read")) is not None:
+                return denied
             return respond(self, *await gateway.features(entity))
 
     @app.page("/models", name="models")
     class Models(View):
         async def get(self, request: Any) -> Any:
+            if (denied := refused(self, request, "read")) is not None:
+                return denied
             return respond(self, *await gateway.models())
 
     @app.page("/healthz", name="healthz")
     class Health(View):
         async def get(self, request: Any) -> Any:
-            return respond(self, *await gateway.health())
+            detail = tokens is None or tokens.check(request.headers.get("Authorization"), "read") == 200
+            return respond(self, *await gateway.health(detail))
 
     if g.consume_predictions:
         topic = app.topic(
@@ -432,20 +527,32 @@ def _check_port(address: str, port: int) -> None:
 
 def run_gateway(settings: Settings, loglevel: str = "WARNING") -> None:
     """Run the gateway until SIGTERM/SIGINT (Faust's worker: a process of its own, never in the
-    same process as a Bytewax flow). Checks the port, the broker and the topics first."""
+    same process as a Bytewax flow). Checks the extra (Faust, the codecs), the tokens, the port,
+    the broker and the topics first."""
+    require_extra()
     import faust
 
     from riverrun.streams.kafka.admin import require_topics
 
     g = settings.gateway
+    load_tokens(settings)  # a missing token is a ConfigError before anything starts
     _check_port(g.address, g.port)
     t = settings.topics
     require_topics(settings, [t.events, t.labels] + ([t.predictions] if g.consume_predictions else []))
     app, gateway = build_app(settings)
+    if g.auth == "none":
+        log.warning(
+            'riverrun gateway: [gateway] auth = "none": ANYONE who reaches %s:%d may publish events '
+            "and labels and read predictions, features and the registry. Use it only on a trusted "
+            'network; set auth = "token" and make tokens with `riverrun gateway token`',
+            g.address,
+            g.port,
+        )
     log.warning(
-        "riverrun gateway: http://%s:%d (producer %s; predictions agent %s; online store %s)",
+        "riverrun gateway: http://%s:%d (auth %s; producer %s; predictions agent %s; online store %s)",
         g.address,
         g.port,
+        f"token, {len(load_tokens(settings) or ())} grants" if g.auth == "token" else "NONE",
         g.producer,
         "on" if g.consume_predictions else "off",
         settings.online_store.key_prefix,
