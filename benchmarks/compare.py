@@ -74,7 +74,7 @@ import memory
 from throughput import plain_loop
 from throughput import replay_rate as _replay_rate
 
-from riverrun.streams.flow.connectors import VerifiedProducer
+from riverrun.streams.kafka.producer import VerifiedProducer
 
 ROWS = ("plain", "replay", "live", "quix", "faust")
 

@@ -31,7 +31,7 @@ def main() -> None:
             "bootstrap.servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             "group.id": f"bench-floor-{uuid.uuid4().hex}",  # assigned, not subscribed: no join
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,  # as the flow's source (streams.kafka.kafka_source)
+            "fetch.wait.max.ms": 10,  # as the flow's source (streams.kafka.source)
         }
     )
     stop = []

@@ -27,10 +27,10 @@ from typing import Protocol
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from riverrun.streams.kafka.admin import create_topics, publish_stream
 
 from riverrun.schemas import Event, Label
-from riverrun.streams.flow.connectors import VerifiedProducer
+from riverrun.streams.kafka.admin import create_topics
+from riverrun.streams.kafka.producer import VerifiedProducer, publish_stream
 from riverrun.streams.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,10 +5,10 @@ valid events exactly as a clean replay does."""
 from __future__ import annotations
 
 import pytest
-from riverrun.streams.kafka.admin import publish_stream
 
 from riverrun.schemas import Event, Label
 from riverrun.streams.badinput import mix
+from riverrun.streams.kafka.producer import publish_stream
 from tests.kafka_harness import Flow, TopicReader, fresh_settings
 from tests.oracle import write_jsonl
 from tests.test_bad_input import TTL, _replay, valid_stream

@@ -31,9 +31,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from riverrun.streams.kafka.admin import publish_stream
 
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+from riverrun.streams.kafka.producer import publish_stream
 from tests.kafka_harness import REGISTRY_KEY, ROOT, Flow, TopicReader, fresh_settings
 
 pytestmark = pytest.mark.kafka

@@ -31,11 +31,11 @@ import redis.asyncio as aredis
 from confluent_kafka import Producer
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from riverrun.streams.kafka.publishers import ConfluentPublisher
 
 from riverrun.registry import open_registry
 from riverrun.schemas import Event
 from riverrun.streams.core.items import FeaturedEvent
+from riverrun.streams.kafka.publishers import ConfluentPublisher
 from riverrun.streams.serving.auth import grant_line
 from riverrun.streams.serving.gateway import Gateway
 from riverrun.streams.serving.online_store import StoreWriter, connect, entry_of
@@ -444,11 +444,9 @@ def test_the_gateway_stores_the_predictions_of_a_live_flow(
     """``riverrun run`` with its default producer settings (lz4) and the gateway side by side: every
     prediction the flow published is stored, the latest of each entity and model is served, and
     the gateway is still healthy after thousands of compressed batches."""
-    from riverrun.streams.kafka.admin import publish_stream
-
     from riverrun.streams.backtest.scenarios import Scenario
     from riverrun.streams.backtest.synth import to_records
-    from riverrun.streams.flow.connectors import producer_config
+    from riverrun.streams.kafka.producer import producer_config, publish_stream
 
     settings, config = fresh_settings(kafka_servers, tmp_path, features="none", max_wait_ms=1000)
     assert producer_config(settings.kafka.client_config())["compression.type"] == "lz4"  # the flow's

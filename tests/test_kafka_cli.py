@@ -163,8 +163,9 @@ def test_flow_clients_get_their_own_settings_only(kafka_servers, tmp_path):
     config.write_text(config.read_text() + CONSUMER_AND_PRODUCER_EXTRA)
     script = textwrap.dedent(f"""
         import time
-        from riverrun.streams.flow.connectors import KafkaRecordSink
-        from riverrun.streams.kafka.admin import admin, check_broker, kafka_source
+        from riverrun.streams.kafka.sink import KafkaRecordSink
+        from riverrun.streams.kafka.admin import admin, check_broker
+        from riverrun.streams.kafka.source import kafka_source
         from riverrun.streams.kafka.range import _consumer
         from riverrun.streams.settings import load_settings
 

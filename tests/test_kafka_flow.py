@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 from river import datasets
-from riverrun.streams.kafka.admin import publish_stream
 
 from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+from riverrun.streams.kafka.producer import publish_stream
 from tests.kafka_harness import Flow, TopicReader, fresh_settings
 from tests.oracle import write_jsonl
 
@@ -160,6 +160,7 @@ def test_live_with_several_partitions_equals_replay(kafka_servers, tmp_path):
     """3 event and 2 label partitions (keyed by entity / event id): the sequencer merges them
     back into event time, so predictions equal a single-file replay."""
     from confluent_kafka.admin import NewPartitions
+
     from riverrun.streams.kafka.admin import admin, partitions_of
 
     data = drifting_agrawal(2000, drift_at=1000)

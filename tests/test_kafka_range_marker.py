@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from riverrun.streams.kafka.range import EndOfRange
-
 from riverrun.schemas import DeadLetter, Event, Label, Origin
 from riverrun.streams.backtest.replay import END_OF_RANGE_TS, _ending
 from riverrun.streams.core.control import control_loader
@@ -16,6 +14,7 @@ from riverrun.streams.core.items import ControlItem, RawRecord
 from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
 from riverrun.streams.core.segments import SegmentRouter
 from riverrun.streams.flow.dataflow import CONTROL_PARTITION_BASE, _control_step, _OrderLogic
+from riverrun.streams.kafka.range import EndOfRange
 
 T0 = 1_704_067_200.0
 

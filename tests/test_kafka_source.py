@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka.admin import NewTopic
-from riverrun.streams.kafka.admin import admin, create_topics, kafka_source, partitions_of
 
-from riverrun.streams.flow.connectors import VerifiedProducer
+from riverrun.streams.kafka.admin import admin, create_topics, partitions_of
+from riverrun.streams.kafka.producer import VerifiedProducer
+from riverrun.streams.kafka.source import kafka_source
 from tests.kafka_harness import fresh_settings
 
 

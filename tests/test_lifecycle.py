@@ -18,7 +18,7 @@ from riverrun.schemas import ModelEvent
 from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.scenarios import Scenario
 from riverrun.streams.backtest.synth import to_records
-from riverrun.streams.flow.connectors import RegistrySink
+from riverrun.streams.flow.registry_sink import RegistrySink
 from tests.oracle import write_jsonl
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -205,7 +205,7 @@ def test_replay_with_policy_reports_and_registers(tmp_path):
 def test_registry_sink_skips_what_a_recovery_re_emits(tmp_path):
     """After a crash the flow re-emits the outputs since its snapshot, identically: the registry
     must not gain duplicate versions or audit records."""
-    from riverrun.streams.flow.connectors import _RegistryPartition
+    from riverrun.streams.flow.registry_sink import _RegistryPartition
 
     _, outputs, _ = run(list(SCENARIO.rows()), PolicyConfig(), until=8000)
     items = [o for _, o in outputs]
@@ -223,8 +223,11 @@ def test_registry_sink_skips_what_a_recovery_re_emits(tmp_path):
     assert [v.reason.split(":")[0] for v in versions] == [c.id for c in checkpoints]
     assert [v.parent for v in versions] == [None, *[v.version for v in versions[:-1]]]
     events = [o for o in items if isinstance(o, ModelEvent)]
-    audited = [r for r in registry.audit_log("m") if r.get("action") != "save"]
+    records = registry.audit_log("m")
+    audited = [r for r in records if r.get("action") not in ("save", "pointer")]
     assert [r["action"] for r in audited] == [e.action for e in events]
+    pointers = [(r["version"], r["previous"]) for r in records if r.get("action") == "pointer"]
+    assert len(pointers) == len(set(pointers))  # the champion pointer moved once per change
 
 
 def test_models_cli_reads_the_signed_registry(tmp_path, monkeypatch, capsys):
@@ -249,7 +252,7 @@ def test_models_cli_reads_the_signed_registry(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RIVERRUN_REGISTRY__KEY", key)
     assert main(["models", "list", "m", *where]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in listed[1:]] == ["1", "2"]
+    assert [line.split()[0] for line in listed[2:]] == ["v1", "v2"]  # registry versions
     assert main(["models", "diff", "m", "1", "2", *where]) == 0
     assert json.loads(capsys.readouterr().out)["metrics"]["accuracy"]["delta"] == pytest.approx(0.1)
     assert main(["models", "audit", "m", *where]) == 0

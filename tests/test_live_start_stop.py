@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from riverrun.schemas import Event, Label
-from riverrun.streams.kafka.admin import publish_stream
+from riverrun.streams.kafka.producer import publish_stream
 from tests.kafka_harness import Flow, TopicReader, fresh_settings
 
 pytestmark = pytest.mark.kafka

@@ -231,8 +231,7 @@ def wait_for(check, timeout: float, flow=None, what: str = ""):
 
 @pytest.mark.kafka
 def test_live_flow_series_exist_and_move(kafka_servers, tmp_path):
-    from riverrun.streams.kafka.admin import publish_stream
-
+    from riverrun.streams.kafka.producer import publish_stream
     from tests.kafka_harness import Flow, fresh_settings
     from tests.prometheus_harness import ALERTS, prometheus_server
 

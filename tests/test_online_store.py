@@ -196,9 +196,8 @@ def test_online_store_sink_follows_the_settings(redis_url: str, monkeypatch: pyt
 def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str, tmp_path: Path) -> None:
     """The live flow on the real broker writes each entity's latest feature vector and
     prediction to Redis, and exports its writers' counters."""
-    from riverrun.streams.kafka.admin import publish_stream
-
     from riverrun.streams.backtest.synth import to_records
+    from riverrun.streams.kafka.producer import publish_stream
     from tests.kafka_harness import Flow, TopicReader, fresh_settings
 
     prefix = f"test-live-{uuid.uuid4().hex[:8]}"

@@ -15,8 +15,9 @@ from bytewax.testing import run_main
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.connectors import CallbackSink, MemorySource
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
+from riverrun.streams.flow.sinks import CallbackSink
+from riverrun.streams.flow.sources import MemorySource
 
 FIXTURE = Path(__file__).parent / "fixtures" / "recovery-b477daf"
 N, CUT = 1200, 700  # the fixture's flow stopped after the first CUT events

@@ -15,7 +15,7 @@ from river import linear_model
 from riverrun.learners.lifecycle import Checkpoint
 from riverrun.registry import open_registry
 from riverrun.schemas import ModelEvent
-from riverrun.streams.flow.connectors import _RegistryPartition
+from riverrun.streams.flow.registry_sink import _RegistryPartition
 from tests.kafka_harness import REGISTRY_KEY, ROOT
 
 T = datetime(2024, 1, 1, tzinfo=UTC)

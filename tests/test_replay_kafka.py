@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from riverrun.streams.kafka.admin import publish_stream
-from riverrun.streams.kafka.range import parse_offsets, resolve_range
 
 from riverrun.schemas import Event, Label
 from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.cli import main
+from riverrun.streams.kafka.producer import publish_stream
+from riverrun.streams.kafka.range import parse_offsets, resolve_range
 from tests.kafka_harness import fresh_settings
 from tests.oracle import write_jsonl
 
@@ -107,6 +107,7 @@ def test_kafka_range_over_several_partitions_equals_file_replay(kafka_servers, t
     """3 event and 2 label partitions (keyed by entity / event id): read per partition and merged
     back into event time, as the live flow does."""
     from confluent_kafka.admin import NewPartitions
+
     from riverrun.streams.kafka.admin import admin
 
     events, labels = _stream()

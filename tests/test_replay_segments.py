@@ -11,8 +11,9 @@ from pathlib import Path
 from riverrun.streams.backtest.replay import NO_TIME, replay
 from riverrun.streams.cli import main
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.connectors import CallbackSink, MemorySource
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.flow.sinks import CallbackSink
+from riverrun.streams.flow.sources import MemorySource
 from tests.oracle import write_jsonl
 from tests.test_segments import COUNTRIES, stream, without_country
 

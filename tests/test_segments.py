@@ -10,8 +10,9 @@ from riverrun.schemas import DeadLetter, Event, Label
 from riverrun.streams.core.items import ServedPrediction
 from riverrun.streams.core.modelstep import StepConfig
 from riverrun.streams.core.segments import SegmentRouter, segment_name
-from riverrun.streams.flow.connectors import CallbackSink, MemorySource
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.flow.sinks import CallbackSink
+from riverrun.streams.flow.sources import MemorySource
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 COUNTRIES = ("DE", "FR", "IT")

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from riverrun.streams.kafka.admin import publish_stream
 
 from riverrun.errors import ConfigError
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.flow.live import shard_settings
 from riverrun.streams.flow.shards import Shard
+from riverrun.streams.kafka.producer import publish_stream
 from tests.kafka_harness import Flow, TopicReader, fresh_settings
 from tests.test_segments import run as run_in_one_process
 
@@ -40,6 +40,7 @@ def segmented_stream(n: int, segments: int):
 
 def _grow(settings, partitions: int) -> None:
     from confluent_kafka.admin import NewPartitions
+
     from riverrun.streams.kafka.admin import admin
 
     t = settings.topics
@@ -93,6 +94,7 @@ def test_sharding_refuses_what_would_split_a_model(kafka_servers, tmp_path):
     with pytest.raises(ConfigError, match="at most as many shards"):  # 1 partition, 2 shards
         shard_settings(settings, Shard(1, 2), None)
     from confluent_kafka.admin import NewPartitions
+
     from riverrun.streams.kafka.admin import admin
 
     client = admin(settings)  # alive until the future resolves

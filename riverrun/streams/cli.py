@@ -209,8 +209,9 @@ def _cmd_run(args) -> int:
 
 def _cmd_produce(args) -> int:
     from riverrun.streams.backtest.synth import drifting_agrawal, to_records
-    from riverrun.streams.flow.connectors import read_jsonl
-    from riverrun.streams.kafka.admin import publish_stream, require_topics
+    from riverrun.streams.flow.sources import read_jsonl
+    from riverrun.streams.kafka.admin import require_topics
+    from riverrun.streams.kafka.producer import publish_stream
 
     if args.events and not args.labels:
         raise RiverrunError("--events needs --labels")
@@ -336,8 +337,8 @@ def _send_control(args, settings, registry) -> int:
     from datetime import UTC, datetime
 
     from riverrun.schemas import Control
-    from riverrun.streams.flow.connectors import VerifiedProducer
     from riverrun.streams.kafka.admin import require_topics
+    from riverrun.streams.kafka.producer import VerifiedProducer
 
     require_topics(settings, [settings.topics.control])
     version = getattr(args, "version", None)

@@ -51,9 +51,10 @@ from riverrun.streams.backtest.report import (
 from riverrun.streams.core.features import FeatureMode
 from riverrun.streams.core.items import ControlItem, MetricsPoint, RawRecord
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.connectors import CallbackSink, JsonLinesSource, to_json
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.flow.metrics import FlowMetrics
+from riverrun.streams.flow.sinks import CallbackSink, to_json
+from riverrun.streams.flow.sources import JsonLinesSource
 
 #: Dead-letter reasons the model steps give (once per run); the others come from decoding the
 #: input, which a pass per run would repeat.

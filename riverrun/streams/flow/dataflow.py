@@ -58,8 +58,8 @@ from riverrun.streams.core.modelstep import ModelStep, StepConfig
 from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
 from riverrun.streams.core.segments import SegmentRouter, unknown_event_letter
 from riverrun.streams.flow import recovery
-from riverrun.streams.flow.connectors import sink_key
 from riverrun.streams.flow.metrics import FlowMetrics
+from riverrun.streams.flow.sinks import sink_key
 
 log = logging.getLogger(__name__)
 

@@ -84,13 +84,6 @@ from bytewax.outputs import Sink
 from riverrun.errors import ConfigError
 from riverrun.streams.core.control import control_loader
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.connectors import (
-    KafkaRecordSink,
-    RegistrySink,
-    StoppableSource,
-    StopSignal,
-    metered,
-)
 from riverrun.streams.flow.dataflow import (
     FlowSinks,
     FlowSpec,
@@ -99,8 +92,13 @@ from riverrun.streams.flow.dataflow import (
     run_cluster,
 )
 from riverrun.streams.flow.metrics import FlowMetrics, serve
+from riverrun.streams.flow.registry_sink import RegistrySink
 from riverrun.streams.flow.shards import Shard
-from riverrun.streams.kafka.admin import kafka_source, partitions_of, require_topics
+from riverrun.streams.flow.sinks import metered
+from riverrun.streams.flow.sources import StoppableSource, StopSignal
+from riverrun.streams.kafka.admin import partitions_of, require_topics
+from riverrun.streams.kafka.sink import KafkaRecordSink
+from riverrun.streams.kafka.source import kafka_source
 from riverrun.streams.serving.online_store import online_store_sink
 from riverrun.streams.settings import Settings
 

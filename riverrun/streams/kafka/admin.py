@@ -1,29 +1,19 @@
-"""Kafka plumbing outside the dataflow: broker checks, topic creation, publishing streams."""
+"""Kafka administration: broker checks that fail fast with the address and the fix, topics
+(required, created), partition lookups."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
 
-from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE as CONSUMER_LAG
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
     KafkaError,
     KafkaException,
-    TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
-from riverrun.schemas import Event, Label, Origin
-from riverrun.streams.core.items import Kind, RawRecord
-from riverrun.streams.flow.connectors import VerifiedProducer
 from riverrun.streams.settings import Settings, config_for
 
 log = logging.getLogger(__name__)
@@ -138,10 +128,10 @@ def require_topics(settings: Settings, names: Iterable[str]) -> None:
 
 def partitions_of(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[int, ...]:
     """The partition ids of ``topic``."""
-    return _partition_ids(admin(settings), topic, timeout)
+    return partition_ids(admin(settings), topic, timeout)
 
 
-def _partition_ids(client: AdminClient, topic: str, timeout: float) -> tuple[int, ...]:
+def partition_ids(client: AdminClient, topic: str, timeout: float) -> tuple[int, ...]:
     metadata = client.list_topics(topic, timeout=timeout).topics[topic]
     if metadata.error is not None:
         raise ConfigError(f"cannot list the partitions of topic {topic!r}: {metadata.error.str()}")
@@ -174,184 +164,3 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     while set(t.all()) - check_broker(settings) and time.monotonic() < deadline:
         time.sleep(0.2)
     return status
-
-
-class _TailPartition(StatefulSourcePartition[RawRecord, int]):
-    """One partition of a topic, read from an offset on and never ending, as ``RawRecord``s
-    (origin: topic, partition, offset, key; ``received_at``: the record's Kafka timestamp). The
-    snapshot is the next offset to read.
-
-    A poll takes what librdkafka has fetched already and returns at once: Bytewax's own Kafka
-    partition waits up to 1 ms in ``consume`` for a full batch, in the worker's only thread, so
-    every poll of a quiet input (the control topic, any input of a flow that keeps up) held the
-    whole flow that long. An empty poll asks to be polled again ``IDLE_POLL_SECONDS`` later
-    (``next_awake``); meanwhile the worker processes what it has, or sleeps. Consumer errors
-    (a broker unreachable, ...) are logged; librdkafka retries them, and no data is skipped.
-    """
-
-    IDLE_POLL_SECONDS = 0.001
-
-    def __init__(
-        self,
-        config: dict,
-        kind: Kind,
-        topic: str,
-        partition: int,
-        resume: int | None,
-        batch_size: int,
-        step_id: str,
-    ):
-        self._kind, self._topic, self._partition, self._batch_size = kind, topic, partition, batch_size
-        self._next = OFFSET_BEGINNING if resume is None else resume
-        self._lag = CONSUMER_LAG.labels(step_id=step_id, topic=topic, partition=partition)
-        self._consumer = Consumer(
-            {
-                **config_for(config, "consumer"),
-                "group.id": "riverrun-unused",  # assigned, not subscribed: offsets live in the snapshots
-                "enable.auto.commit": "false",
-                "stats_cb": self._on_stats,
-            }
-        )
-        self._consumer.assign([TopicPartition(topic, partition, self._next)])
-        self._awake: datetime | None = None
-
-    def _on_stats(self, json_stats: str) -> None:
-        """librdkafka's statistics (every ``statistics.interval.ms``): the consumer lag gauge."""
-        stats = json.loads(json_stats)["topics"].get(self._topic, {}).get("partitions", {})
-        end = stats.get(str(self._partition), {}).get("ls_offset")
-        if end is not None and self._next >= 0:
-            self._lag.set(end - self._next)
-
-    def next_batch(self) -> list[RawRecord]:
-        kind, topic, partition = self._kind, self._topic, self._partition
-        batch: list[RawRecord] = []
-        for msg in self._consumer.consume(self._batch_size, 0):
-            err = msg.error()
-            if err is not None:
-                log.warning("kafka consumer error on %s input %s:%d: %s", kind, topic, partition, err)
-                continue
-            key = msg.key()
-            origin = Origin(
-                topic,
-                partition,
-                msg.offset(),
-                None if key is None else key.decode("utf-8", "backslashreplace"),
-            )
-            ts_type, ts_ms = msg.timestamp()  # log-append or create time
-            appended = None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts_ms / 1000.0
-            batch.append(RawRecord(kind, msg.value(), origin, appended))
-        if batch:
-            self._next = batch[-1].origin.offset + 1  # type: ignore[operator]
-            self._awake = None
-        else:
-            self._awake = datetime.now(UTC) + timedelta(seconds=self.IDLE_POLL_SECONDS)
-        return batch
-
-    def next_awake(self) -> datetime | None:
-        return self._awake
-
-    def snapshot(self) -> int:
-        return self._next
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-class KafkaTailSource(FixedPartitionedSource[RawRecord, int]):
-    """The partitions of ``topic`` (all, or ``partitions``: a shard's share), each a
-    ``_TailPartition``. Bytewax names a partition ``"<index>-<topic>"``, as its own Kafka source
-    did: the offsets in existing recovery snapshots resume."""
-
-    def __init__(
-        self,
-        config: dict[str, str],
-        kind: Kind,
-        topic: str,
-        batch_size: int = 1000,
-        partitions: tuple[int, ...] | None = None,
-    ):
-        self.config, self.kind, self.topic, self.batch_size = config, kind, topic, batch_size
-        self.partitions = None if partitions is None else frozenset(partitions)
-
-    def list_parts(self) -> list[str]:
-        ids = _partition_ids(AdminClient(config_for(self.config, "admin")), self.topic, 30)
-        return [f"{p}-{self.topic}" for p in ids if self.partitions is None or p in self.partitions]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _TailPartition:
-        partition = int(for_part.split("-", 1)[0])
-        return _TailPartition(
-            self.config, self.kind, self.topic, partition, resume_state, self.batch_size, step_id
-        )
-
-
-def kafka_source(
-    settings: Settings, kind: Kind, topic: str, partitions: tuple[int, ...] | None = None
-) -> KafkaTailSource:
-    """The live flow's input ``kind`` from ``topic``: offsets live in the recovery snapshots, read
-    from the beginning when there is none. A low fetch wait keeps event-to-prediction latency in
-    milliseconds. ``partitions``: only these (a shard's); None: all."""
-    conf = settings.kafka.client_config()
-    conf.setdefault("fetch.wait.max.ms", "10")
-    conf.setdefault("statistics.interval.ms", "5000")  # the consumer lag gauge
-    return KafkaTailSource(conf, kind, topic, settings.flow.batch_size, partitions)
-
-
-def publish_stream(
-    settings: Settings,
-    events: list[Event | bytes],
-    labels: list[Label | bytes],
-    rate: float = 0.0,
-    on_progress: Callable[[int], None] | None = None,
-    key_by: str | None = None,
-    producer: VerifiedProducer | None = None,
-) -> tuple[int, int]:
-    """Publish events and labels in event-time order (a label at t before an event at t), at
-    ``rate`` events per second of wall clock (0: as fast as possible). Raw ``bytes`` entries are
-    published as they are (bad input for tests) at their position. Every message is confirmed.
-
-    Keys: an event's entity and a label's event id; with ``key_by``, both an event and its label
-    are keyed by the event's feature ``key_by`` (its segment), so that co-partitioned topics hold
-    them at the same partition number (``--shard``; an event without it keeps its entity).
-    ``producer``: one already connected (a new one connects first: its first records wait)."""
-    producer = producer or VerifiedProducer(settings.kafka.client_config())
-    t = settings.topics
-    keys: dict[str, str] | None = None
-    if key_by is not None:
-        keys = {e.event_id: str(e.features.get(key_by, e.entity)) for e in events if isinstance(e, Event)}
-
-    def when(record, fallback: float) -> float:
-        return record.ts.timestamp() if isinstance(record, Event | Label) else fallback
-
-    start = time.monotonic()
-    n_events = j = 0
-    last_event_ts = float("-inf")
-    for record in events:
-        ts = when(record, last_event_ts)
-        while j < len(labels) and when(labels[j], ts) <= ts:
-            _publish(producer, t.labels, labels[j], keys)
-            j += 1
-        _publish(producer, t.events, record, keys)
-        last_event_ts = ts
-        n_events += 1
-        if rate > 0:
-            lag = start + n_events / rate - time.monotonic()
-            if lag > 0:
-                time.sleep(lag)
-        if on_progress is not None and n_events % 1000 == 0:
-            on_progress(1000)
-    for label in labels[j:]:
-        _publish(producer, t.labels, label, keys)
-    producer.flush()
-    return n_events, len(labels)
-
-
-def _publish(
-    producer: VerifiedProducer, topic: str, record: Event | Label | bytes, keys: dict[str, str] | None = None
-) -> None:
-    if isinstance(record, bytes):  # raw (invalid) input, published as it is
-        producer.produce(topic, record, None)
-        return
-    key = record.entity if isinstance(record, Event) else record.event_id
-    if keys is not None:
-        key = keys.get(record.event_id, key)
-    producer.produce(topic, record.model_dump_json().encode(), key.encode())

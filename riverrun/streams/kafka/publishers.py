@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from riverrun.errors import DeliveryError
-from riverrun.streams.flow.connectors import producer_config
+from riverrun.streams.kafka.producer import producer_config
 
 log = logging.getLogger(__name__)
 
