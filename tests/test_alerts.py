@@ -110,7 +110,8 @@ def test_the_reference_reader_sees_unknown_names() -> None:
 def test_a_real_prometheus_scrapes_flow_metrics_and_evaluates_every_rule() -> None:
     """The harness end to end: FlowMetrics served as `riverrun run` serves it, scraped by a real
     Prometheus with alerts.yml loaded; every rule evaluates without error on real series."""
-    from riverrun.streams.flow.metrics import FlowMetrics, ModelView, serve
+    from riverrun.streams.core.view import ModelView
+    from riverrun.streams.flow.metrics import FlowMetrics, serve
     from tests.prometheus_harness import prometheus_server
 
     metrics = FlowMetrics()

@@ -39,8 +39,8 @@ from riverrun.streams.core.items import (
     SourcedLabel,
     received_at,
 )
-from riverrun.streams.core.join import LabelJoin
-from riverrun.streams.flow.metrics import ModelView
+from riverrun.streams.core.join import LABEL_TTL_SECONDS, LabelJoin
+from riverrun.streams.core.view import ModelView
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class StepConfig:
 
     model: str
     recipe: str
-    label_ttl_seconds: float = 86_400.0
+    label_ttl_seconds: float = LABEL_TTL_SECONDS
     metrics_window: int = 1000
     report_every: int = 1000  # emit a MetricsPoint every N learned labels
     served_at_event_time: bool = False  # replay: stamp served_at with event time (reproducible)

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -37,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from riverrun.streams.core.buckets import LATENCY_BOUNDS, Buckets
+from riverrun.streams.core.view import ModelView
 
 log = logging.getLogger(__name__)
 
@@ -176,24 +177,6 @@ _STEP_COUNTERS = {
     "duplicate_events": "riverrun_duplicate_events_total",
     "model_errors": "riverrun_model_errors_total",
 }
-
-
-@dataclass
-class ModelView:
-    """What one model step knows now, as plain numbers (built by ``ModelStep.view``)."""
-
-    model: str
-    version: int
-    n_predicted: int
-    n_learned: int
-    counters: dict[str, int] = field(default_factory=dict)
-    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # candidate -> metric -> value
-    concept: dict[str, float] = field(default_factory=dict)  # estimation, width
-    psi: dict[str, float] = field(default_factory=dict)
-    actions: dict[str, int] = field(default_factory=dict)
-    paused: bool = False
-    label_delay: Buckets | None = None
-    published_at: float = field(default_factory=time.monotonic)
 
 
 def _split_metric(key: str) -> tuple[str, str]:
