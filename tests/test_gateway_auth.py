@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from riverrun.errors import ConfigError
+from riverrun.streams.serving.app import load_tokens
 from riverrun.streams.serving.auth import Tokens, grant_line, hash_token, parse_grants
-from riverrun.streams.serving.gateway import load_tokens
 from riverrun.streams.settings import Settings, load_settings
 from tests.kafka_harness import ROOT
 

@@ -140,7 +140,9 @@ def _replay_input(args, settings):
 
 def _cmd_replay(args) -> int:
     from riverrun.learners import build_model
+    from riverrun.schemas import DEFAULT_MAX_BYTES
     from riverrun.streams.backtest.replay import replay_input
+    from riverrun.streams.core.join import LABEL_TTL_SECONDS
     from riverrun.streams.settings import load_settings
 
     if args.from_kafka:
@@ -170,10 +172,10 @@ def _cmd_replay(args) -> int:
         policies=_policies(args, settings),
         features=pick(args.features, "features", "default"),
         feature_window_seconds=pick(args.feature_window, "feature_window_seconds", 300.0),
-        label_ttl_seconds=pick(args.label_ttl, "label_ttl_seconds", 86_400.0),
+        label_ttl_seconds=pick(args.label_ttl, "label_ttl_seconds", LABEL_TTL_SECONDS),
         metrics_window=pick(None, "metrics_window", 1000),
         report_every=pick(None, "report_every", 1000),
-        max_payload_bytes=pick(None, "max_payload_bytes", 64 * 1024),
+        max_payload_bytes=pick(None, "max_payload_bytes", DEFAULT_MAX_BYTES),
         progress=False if args.no_progress else (True if args.progress else None),
         pass_per_run=args.pass_per_run,
         segment_by=pick(args.segment_by, "segment_by", None) or None,  # "": no segments
@@ -387,7 +389,7 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_gateway(args) -> int:
-    from riverrun.streams.serving.gateway import run_gateway
+    from riverrun.streams.serving.app import run_gateway
 
     settings = _kafka_settings(args)
     flags = {k: v for k, v in (("address", args.address), ("port", args.port)) if v is not None}
