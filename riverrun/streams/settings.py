@@ -15,15 +15,27 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riverrun.errors import ConfigError
+from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.learners.recipes import build_model
+from riverrun.schemas import DEFAULT_MAX_BYTES
+from riverrun.streams.core.join import LABEL_TTL_SECONDS
 
 
 class _Section(BaseModel):
@@ -210,44 +222,39 @@ class ModelSettings(_Section):
         return recipe
 
 
-class PolicySettings(_Section):
-    """The model lifecycle (see ``riverrun.learners.lifecycle.PolicyConfig``)."""
+# Bounds of the [flow.policy] settings; the fields, types and defaults are PolicyConfig's.
+_POLICY_BOUNDS: dict[str, dict[str, float]] = {
+    "fresh_patience": {"ge": 1},
+    "checkpoint_every": {"ge": 1},
+    "keep_checkpoints": {"ge": 1},
+    "decision_window": {"ge": 10},
+    "min_decision": {"ge": 1},
+    "z": {"ge": 0},
+    "min_at_drift": {"ge": 1},
+    "suspect_accuracy": {"ge": 0, "lt": 0.5},
+    "suspect_window": {"ge": 5},
+    "resume_accuracy": {"gt": 0, "le": 1},
+    "max_pause": {"ge": 1},
+    "min_improvement": {"ge": 0},
+    "cooldown": {"ge": 0},
+    "max_actions": {"ge": 1},
+    "action_window": {"ge": 1},
+    "reference_size": {"ge": 10},
+    "monitor_window": {"ge": 10},
+    "monitor_every": {"ge": 1},
+    "monitor_batch": {"ge": 1},
+    "monitor_check_every": {"ge": 1},
+    "psi_warning": {"gt": 0},
+    "psi_threshold": {"gt": 0},
+    "ks_alpha": {"gt": 0, "lt": 1},
+    "chi2_alpha": {"gt": 0, "lt": 1},
+}
 
-    enabled: bool = True
-    challengers: list[str] = Field(default_factory=list, description="recipes run in shadow")
-    fresh_challenger: bool = True
-    fresh_patience: int = Field(100, ge=1)
-    concept_detector: Literal["adwin", "hddm_a", "kswin"] = "adwin"
-    checkpoint_every: int = Field(2000, ge=1)
-    keep_checkpoints: int = Field(3, ge=1)
-    decision_window: int = Field(300, ge=10)
-    min_decision: int = Field(30, ge=1)
-    z: float = Field(3.0, ge=0)
-    decide_at_drift: bool = True
-    min_at_drift: int = Field(10, ge=1)
-    suspect_accuracy: float | None = Field(0.05, ge=0, lt=0.5, description="None: never pause learning")
-    suspect_window: int = Field(20, ge=5)
-    resume_accuracy: float = Field(0.5, gt=0, le=1)
-    max_pause: int = Field(5000, ge=1)
-    min_improvement: float = Field(0.02, ge=0)
-    cooldown: int = Field(500, ge=0)
-    max_actions: int = Field(3, ge=1)
-    action_window: int = Field(20_000, ge=1)
-    covariate: bool = True
-    prior: bool = True
-    reference_size: int = Field(500, ge=10)
-    monitor_window: int = Field(500, ge=10)
-    monitor_every: int = Field(10, ge=1)
-    monitor_batch: int = Field(5, ge=1, description="sampled events fed to the monitors at a time")
-    monitor_check_every: int = Field(25, ge=1)
-    psi_warning: float = Field(0.1, gt=0)
-    psi_threshold: float = Field(0.2, gt=0)
-    ks_alpha: float | None = Field(None, gt=0, lt=1, description="None: PSI only (cheaper)")
-    chi2_alpha: float = Field(0.01, gt=0, lt=1)
 
-    @field_validator("challengers")
+class _PolicySection(_Section):
+    @field_validator("challengers", check_fields=False)
     @classmethod
-    def _challengers_build(cls, recipes: list[str]) -> list[str]:
+    def _challengers_build(cls, recipes: tuple[str, ...]) -> tuple[str, ...]:
         for recipe in recipes:
             try:
                 build_model(recipe)
@@ -255,12 +262,29 @@ class PolicySettings(_Section):
                 raise ValueError(str(exc)) from exc
         return recipes
 
-    def config(self):
-        from riverrun.learners.lifecycle import PolicyConfig
+    def config(self) -> PolicyConfig:
+        return PolicyConfig(**self.model_dump())
 
-        fields = self.model_dump()
-        fields["challengers"] = tuple(fields["challengers"])
-        return PolicyConfig(**fields)
+
+def _policy_fields() -> dict[str, Any]:
+    """PolicyConfig's fields as pydantic fields: same names, types and defaults, plus bounds."""
+    hints = get_type_hints(PolicyConfig)
+    if unknown := set(_POLICY_BOUNDS) - {f.name for f in fields(PolicyConfig)}:
+        raise TypeError(f"_POLICY_BOUNDS names fields PolicyConfig does not have: {sorted(unknown)}")
+    return {
+        f.name: (hints[f.name], Field(f.default, **_POLICY_BOUNDS.get(f.name, {})))
+        for f in fields(PolicyConfig)
+    }
+
+
+PolicySettings = create_model(
+    "PolicySettings",
+    __base__=_PolicySection,
+    __module__=__name__,
+    __doc__="The ``[flow.policy]`` table: ``riverrun.learners.lifecycle.PolicyConfig``'s fields, types "
+    "and defaults (documented there), with bounds.",
+    **_policy_fields(),
+)
 
 
 class RegistrySettings(_Section):
@@ -296,11 +320,11 @@ class FlowSettings(_Section):
     models: list[ModelSettings] = Field(default_factory=lambda: [ModelSettings()], min_length=1)
     features: Literal["none", "default"] = "default"
     feature_window_seconds: float = Field(300.0, gt=0)
-    label_ttl_seconds: float = Field(86_400.0, gt=0)
+    label_ttl_seconds: float = Field(LABEL_TTL_SECONDS, gt=0)
     max_wait_ms: float = Field(1000.0, ge=0, description="live: longest wait for the other input")
     metrics_window: int = Field(1000, ge=1)
     report_every: int = Field(1000, ge=1)
-    max_payload_bytes: int = Field(64 * 1024, ge=64)
+    max_payload_bytes: int = Field(DEFAULT_MAX_BYTES, ge=64)
     batch_size: int = Field(1000, ge=1)
     segment_by: str | None = Field(
         None,
@@ -386,7 +410,8 @@ class GatewaySettings(_Section):
         "latest", description="where the agent starts without a committed offset"
     )
     auth: Literal["token", "none"] = Field(
-        "token", description='bearer tokens required (see streams/serving/auth.py); "none": anyone, logged loudly'
+        "token",
+        description='bearer tokens required (serving/auth.py); "none": anyone, logged loudly',
     )
     tokens: str = Field(
         "", description="grant lines 'sha256:HEX SCOPES [NAME]', ';'-separated (RIVERRUN_GATEWAY__TOKENS)"

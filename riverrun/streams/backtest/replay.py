@@ -38,7 +38,7 @@ from bytewax.outputs import Sink
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from riverrun.learners.lifecycle import PolicyConfig
-from riverrun.schemas import DeadLetter, ModelEvent
+from riverrun.schemas import DEFAULT_MAX_BYTES, DeadLetter, ModelEvent
 from riverrun.streams.backtest.progress import Progress
 from riverrun.streams.backtest.report import (
     PsiTimeline,
@@ -50,6 +50,7 @@ from riverrun.streams.backtest.report import (
 )
 from riverrun.streams.core.features import FeatureMode
 from riverrun.streams.core.items import ControlItem, MetricsPoint, RawRecord
+from riverrun.streams.core.join import LABEL_TTL_SECONDS
 from riverrun.streams.core.modelstep import StepConfig
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.flow.metrics import FlowMetrics
@@ -255,7 +256,7 @@ def replay(
     models: list[tuple[str, str]],
     features: FeatureMode = "default",
     feature_window_seconds: float = 300.0,
-    label_ttl_seconds: float = 86_400.0,
+    label_ttl_seconds: float = LABEL_TTL_SECONDS,
     metrics_window: int = 1000,
     report_every: int = 1000,
     progress: bool | None = False,
@@ -301,10 +302,10 @@ def replay_input(
     policies: list[tuple[str, PolicyConfig]],
     features: FeatureMode = "default",
     feature_window_seconds: float = 300.0,
-    label_ttl_seconds: float = 86_400.0,
+    label_ttl_seconds: float = LABEL_TTL_SECONDS,
     metrics_window: int = 1000,
     report_every: int = 1000,
-    max_payload_bytes: int = 64 * 1024,
+    max_payload_bytes: int = DEFAULT_MAX_BYTES,
     progress: bool | None = False,
     plot: bool = True,
     registry: Sink | None = None,

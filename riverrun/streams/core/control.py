@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from riverrun.errors import RiverrunError
-from riverrun.schemas import DeadLetter, dead_letter, decode_control
+from riverrun.schemas import DEFAULT_MAX_BYTES, DeadLetter, dead_letter, decode_control
 from riverrun.streams.core.items import ControlItem, RawRecord
 
 
 def control_loader(
-    open_registry_fn: Callable[[], Any] | None, max_bytes: int = 64 * 1024
+    open_registry_fn: Callable[[], Any] | None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Callable[[RawRecord], ControlItem | DeadLetter]:
     """A function turning a raw command into a ``ControlItem`` (or a dead letter).
     ``open_registry_fn`` is called on the first rollback (None: rollbacks are refused)."""

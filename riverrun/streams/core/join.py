@@ -34,6 +34,10 @@ from typing import Any
 from riverrun.streams.core.buckets import LABEL_DELAY_BOUNDS, Buckets
 from riverrun.streams.core.packing import FeaturePacker
 
+#: How long an event waits for its label (and an early label for its event): one day of event
+#: time, unless ``[flow] label_ttl_seconds`` says otherwise.
+LABEL_TTL_SECONDS = 86_400.0
+
 
 class LabelJoin:
     """Pending events (their features) and early labels, keyed by event id."""

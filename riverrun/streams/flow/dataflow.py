@@ -43,7 +43,7 @@ from bytewax.outputs import FixedPartitionedSink, Sink
 
 from riverrun.learners.lifecycle import Checkpoint
 from riverrun.learners.rebuild import rebuilt
-from riverrun.schemas import DeadLetter, Event, Label, ModelEvent, decode_event, decode_label
+from riverrun.schemas import DEFAULT_MAX_BYTES, DeadLetter, Event, Label, ModelEvent, decode_event, decode_label
 from riverrun.streams.core.features import EntityFeatures, FeatureMode, identity_features
 from riverrun.streams.core.items import (
     ControlItem,
@@ -71,7 +71,7 @@ class FlowSpec:
     steps: tuple[StepConfig, ...]
     features: FeatureMode = "default"
     feature_window_seconds: float = 300.0
-    max_payload_bytes: int = 64 * 1024
+    max_payload_bytes: int = DEFAULT_MAX_BYTES
     finite: bool = False  # replay/demo: at the end of the input, release and report everything
     max_wait_seconds: float | None = None  # live: longest wait on an idle input (None: exact)
     event_partitions: tuple[int, ...] = (0,)  # known up front, so a silent one holds the others
