@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# The shared helpers (tests/harness/) assert too: rewrite them like the tests.
+pytest.register_assert_rewrite("tests.harness")
+
 # Flows started by tests (in process or as subprocesses, several at once) serve their metrics on
 # any free port; the metrics tests choose theirs.
 os.environ.setdefault("RIVERRUN_METRICS__PORT", "0")

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from riverrun.streams.flow.metrics import _ALARMS
-from tests.prometheus_harness import ALERTS, PROMETHEUS_DIR, binary
-from tests.promql_refs import matchers, metric_names, unknown_references
+from tests.harness.prometheus import ALERTS, PROMETHEUS_DIR, binary
+from tests.harness.promql import matchers, metric_names, unknown_references
 
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
@@ -112,7 +112,7 @@ def test_a_real_prometheus_scrapes_flow_metrics_and_evaluates_every_rule() -> No
     Prometheus with alerts.yml loaded; every rule evaluates without error on real series."""
     from riverrun.streams.core.view import ModelView
     from riverrun.streams.flow.metrics import FlowMetrics, serve
-    from tests.prometheus_harness import prometheus_server
+    from tests.harness.prometheus import prometheus_server
 
     metrics = FlowMetrics()
     metrics.count_records("event", 10)

@@ -1,36 +1,13 @@
-"""Bad input mixed into a valid stream (``riverrun.streams.badinput``): every malformed record is
+"""Bad input mixed into a valid stream (``tests/harness/badinput.py``): every malformed record is
 a dead letter with its origin and the expected reason, nothing crashes, and the valid records are
 predicted and learned exactly as in a clean run (so no bad record reached ``learn_one``)."""
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
 from pathlib import Path
 
-from river import datasets
-
-from riverrun.streams.backtest.replay import replay
-from riverrun.streams.backtest.synth import to_records
-from riverrun.streams.badinput import mix, static_corpus
-from tests.oracle import write_jsonl
-
-TTL = 120.0
-
-
-def valid_stream():
-    """Phishing, one event a second, labels 30 s later; every 25th event is never labelled."""
-    events, labels = to_records(list(datasets.Phishing()), label_delay=timedelta(seconds=30))
-    labels = [lb for i, lb in enumerate(labels) if i % 25 != 24]
-    return events, labels
-
-
-def _replay(tmp: Path, events: Path, labels: Path) -> tuple[list[dict], list[dict], dict]:
-    out = tmp / "out"
-    replay(events, labels, out, models=[("lr", "lr")], features="none", label_ttl_seconds=TTL, plot=False)
-    predictions = [json.loads(line) for line in (out / "predictions.jsonl").open()]
-    dead = [json.loads(line) for line in (out / "dead-letter.jsonl").open()]
-    return predictions, dead, json.loads((out / "report.json").read_text())
+from tests.harness.badinput import TTL, mix, replay_files, static_corpus, valid_stream
+from tests.harness.oracle import write_jsonl
 
 
 def _write_lines(path: Path, lines: list[bytes]) -> Path:
@@ -49,14 +26,14 @@ def test_whole_corpus_in_a_valid_stream_is_dead_lettered_and_learning_is_unchang
     clean_dir, dirty_dir = tmp_path / "clean", tmp_path / "dirty"
     clean_dir.mkdir()
     dirty_dir.mkdir()
-    clean_predictions, clean_dead, clean_report = _replay(
+    clean_predictions, clean_dead, clean_report = replay_files(
         clean_dir,
         write_jsonl(clean_dir / "events.jsonl", events),
         write_jsonl(clean_dir / "labels.jsonl", labels),
     )
     mixed = mix(events, labels, TTL)
     assert len({kind for _, _, kind, _ in mixed.expected}) >= 24
-    predictions, dead, report = _replay(
+    predictions, dead, report = replay_files(
         dirty_dir,
         _write_lines(dirty_dir / "events.jsonl", mixed.events),
         _write_lines(dirty_dir / "labels.jsonl", mixed.labels),
@@ -90,7 +67,7 @@ def test_whole_corpus_in_a_valid_stream_is_dead_lettered_and_learning_is_unchang
 
 def test_clean_stream_has_no_dead_letters(tmp_path):
     events, labels = valid_stream()
-    _, dead, _ = _replay(
+    _, dead, _ = replay_files(
         tmp_path,
         write_jsonl(tmp_path / "events.jsonl", events),
         write_jsonl(tmp_path / "labels.jsonl", labels),

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from riverrun.schemas import Event, Label
-from riverrun.streams.badinput import mix
 from riverrun.streams.kafka.producer import publish_stream
-from tests.kafka_harness import Flow, TopicReader, fresh_settings
-from tests.oracle import write_jsonl
-from tests.test_bad_input import TTL, _replay, valid_stream
+from tests.harness.badinput import TTL, mix, replay_files, valid_stream
+from tests.harness.flows import Flow
+from tests.harness.kafka import TopicReader, fresh_settings
+from tests.harness.oracle import write_jsonl
 
 pytestmark = pytest.mark.kafka
 
@@ -23,7 +23,7 @@ def test_corpus_on_the_broker_is_dead_lettered_with_its_origin(kafka_servers, tm
     events, labels = valid_stream()
     clean = tmp_path / "clean"
     clean.mkdir()
-    want_predictions, _, _ = _replay(
+    want_predictions, _, _ = replay_files(
         clean, write_jsonl(clean / "events.jsonl", events), write_jsonl(clean / "labels.jsonl", labels)
     )
     mixed = mix(events, labels, TTL)

@@ -13,6 +13,8 @@ import pytest
 
 from riverrun.schemas import DeadLetter, Event, Label, Prediction
 from riverrun.streams.cli import main
+from tests.harness.ports import free_port
+from tests.harness.text import flat
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -38,11 +40,6 @@ def run_cli(
         env={**clean_env(), **(env or {})},
         cwd=cwd,
     )
-
-
-def flat(text: str) -> str:
-    """argparse wraps to the terminal width: compare with whitespace collapsed."""
-    return " ".join(text.split())
 
 
 def assert_png(path: Path) -> None:
@@ -253,14 +250,6 @@ KAFKA_COMMANDS = {
     "replay --from-kafka": ["replay", "--from-kafka", "--no-progress"],
     "gateway": ["gateway"],
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def unreachable_config(tmp_path: Path, servers: str = CLOSED) -> Path:

@@ -16,12 +16,12 @@ import yaml
 from pydantic import BaseModel
 
 from riverrun.streams.settings import Settings, TopicSettings, load_settings
-from tests.prometheus_harness import REPO
+from tests.harness import ROOT
 
-COMPOSE = REPO / "docker-compose.yml"
-PROMETHEUS = REPO / "infra" / "prometheus" / "prometheus.yml"
-DATASOURCES = REPO / "infra" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
-PROVIDER = REPO / "infra" / "grafana" / "provisioning" / "dashboards" / "riverrun.yml"
+COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUS = ROOT / "infra" / "prometheus" / "prometheus.yml"
+DATASOURCES = ROOT / "infra" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+PROVIDER = ROOT / "infra" / "grafana" / "provisioning" / "dashboards" / "riverrun.yml"
 CONVENTIONAL = {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"}  # read by settings._conventional_env
 
 
@@ -126,7 +126,7 @@ def test_prometheus_and_grafana_mounts() -> None:
         for volume in service.get("volumes", []):
             source, target = volume.split(":")[:2]
             if source.startswith("."):
-                path = (REPO / source).resolve()
+                path = (ROOT / source).resolve()
                 assert path.exists(), f"{name} mounts {source}, which is not in the repo"
                 mounts.setdefault(name, {})[target] = path
             else:

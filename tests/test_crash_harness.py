@@ -1,6 +1,7 @@
-"""The crash harness (scripts/crash_harness.py) on the real broker, at CI size.
+"""The crash harness (tests/harness/crash.py, the command scripts/crash_harness.py) on the real
+broker, at CI size.
 
-The script's full run is 200,000 events and 10 SIGKILLs (see its docstring); here 20,000 events
+The command's full run is 200,000 events and 10 SIGKILLs (see its docstring); here 20,000 events
 and 3 kills per variant (about 45 s each), half of the kills aimed at a snapshot being written.
 Each variant checks: no event without a prediction (per-entity sequence numbers), every duplicate
 identical to its first copy, and the final model step (models, metrics, detectors, lifecycle,
@@ -10,14 +11,13 @@ checkpoints) identical to an uninterrupted run of the same input, with equal hol
 from __future__ import annotations
 
 import copy
+import subprocess
 import sys
 
 import pytest
 
-from tests.kafka_harness import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import crash_harness
+from tests.harness.crash import run_harness, state_diff
+from tests.harness.kafka import ROOT
 
 pytestmark = pytest.mark.kafka
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.kafka
 def test_repeated_sigkill_loses_nothing_and_ends_in_the_uninterrupted_state(
     kafka_servers, tmp_path, processes, policy
 ):
-    outcome = crash_harness.run_harness(
+    outcome = run_harness(
         kafka_servers,
         tmp_path,
         n_events=20_000,
@@ -71,12 +71,26 @@ def test_state_diff_finds_a_changed_weight_and_a_changed_detector(tmp_path):
         step.on_item(seq + 1, SourcedLabel(label, 0, seq))
         seq += 2
     same = copy.deepcopy(step)
-    assert crash_harness.state_diff(step, same) == []
+    assert state_diff(step, same) == []
     moved = copy.deepcopy(step)
     weights = moved.learner.model.steps["LogisticRegression"]._weights
     name = next(iter(weights))
     weights[name] += 1e-12
-    assert crash_harness.state_diff(step, moved)
+    assert state_diff(step, moved)
     detector = copy.deepcopy(step)
     detector.lifecycle.concept._detector._helper.update(1.0)
-    assert crash_harness.state_diff(step, detector)
+    assert state_diff(step, detector)
+
+
+@pytest.mark.parametrize("command", [["scripts/crash_harness.py"], ["-m", "scripts.crash_harness"]])
+def test_the_command_runs_from_the_root_as_a_file_or_a_module(command):
+    done = subprocess.run(
+        [sys.executable, *command, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--kills" in done.stdout

@@ -34,23 +34,14 @@ import pytest
 
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.kafka.producer import publish_stream
-from tests.kafka_harness import REGISTRY_KEY, ROOT, Flow, TopicReader, fresh_settings
+from tests.harness import ROOT
+from tests.harness.flows import Flow
+from tests.harness.kafka import REGISTRY_KEY, TopicReader, fresh_settings
+from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.kafka
 
 PAUSE_SECONDS = 30
-
-
-def _free_port(preferred: int) -> int:
-    """``preferred`` when nothing listens there, else any free port."""
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise RuntimeError("no free port")
 
 
 @dataclass
@@ -85,11 +76,10 @@ class OwnBroker:
 
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory, kafka_servers) -> Iterator[OwnBroker]:
-    """Our own broker on free ports (29092/29093 when free). ``kafka_servers`` only makes the
+    """Our own broker on free ports. ``kafka_servers`` only makes the
     module skip/fail like the other Kafka tests when no Kafka is configured at all."""
     data = tmp_path_factory.mktemp("own-kafka")
-    port = _free_port(29092)
-    controller = _free_port(29093 if port == 29092 else 0)
+    port, controller = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERRUN_")}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # otherwise start.sh would reuse that broker
     env.update(KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller), KAFKA_DATA_DIR=str(data))
@@ -228,7 +218,7 @@ class OwnRedis:
 def own_redis(tmp_path) -> Iterator[OwnRedis]:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed (infra/redis/start.sh installs it)")
-    server = OwnRedis(_free_port(26379), tmp_path / "redis")
+    server = OwnRedis(free_port(), tmp_path / "redis")
     server.data.mkdir()
     server.start()
     try:

@@ -40,10 +40,13 @@ from riverrun.streams.serving.auth import grant_line
 from riverrun.streams.serving.gateway import Gateway
 from riverrun.streams.serving.online_store import StoreWriter, connect, entry_of
 from riverrun.streams.settings import Settings, load_settings
-from tests.kafka_harness import REGISTRY_KEY, ROOT, Flow, TopicReader, fresh_settings
-from tests.test_registry_helpers import drop_prefix, free_port
+from tests.harness import ROOT
+from tests.harness.flows import Flow
+from tests.harness.kafka import REGISTRY_KEY, TopicReader, fresh_settings
+from tests.harness.ports import free_port
+from tests.harness.registry import drop_prefix
 
-pytest_plugins = ["tests.test_registry_helpers"]  # the redis_url fixture
+pytest_plugins = ["tests.harness.registry"]  # the redis_url fixture
 pytestmark = pytest.mark.kafka
 
 NOW = datetime.now(UTC).replace(microsecond=0)

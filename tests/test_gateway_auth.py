@@ -15,7 +15,7 @@ from riverrun.errors import ConfigError
 from riverrun.streams.serving.app import load_tokens
 from riverrun.streams.serving.auth import Tokens, grant_line, hash_token, parse_grants
 from riverrun.streams.settings import Settings, load_settings
-from tests.kafka_harness import ROOT
+from tests.harness import ROOT
 
 
 def test_tokens_grant_their_scopes_only() -> None:

@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 
 from riverrun.streams.flow.metrics import SERIES
-from tests.prometheus_harness import REPO, binary
-from tests.promql_refs import metric_names, series_of, unknown_references
+from tests.harness import ROOT
+from tests.harness.prometheus import binary
+from tests.harness.promql import metric_names, series_of, unknown_references
 
-GRAFANA = REPO / "infra" / "grafana"
+GRAFANA = ROOT / "infra" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "riverrun.json"
 PROVIDER = GRAFANA / "provisioning" / "dashboards" / "riverrun.yml"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"

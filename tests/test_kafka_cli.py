@@ -11,7 +11,8 @@ import textwrap
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.kafka_harness import REGISTRY_KEY, ROOT, TopicReader, fresh_settings
+from tests.harness import ROOT
+from tests.harness.kafka import REGISTRY_KEY, TopicReader, fresh_settings
 
 pytestmark = pytest.mark.kafka
 

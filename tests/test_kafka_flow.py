@@ -12,8 +12,9 @@ from river import datasets
 from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.kafka.producer import publish_stream
-from tests.kafka_harness import Flow, TopicReader, fresh_settings
-from tests.oracle import write_jsonl
+from tests.harness.flows import Flow
+from tests.harness.kafka import TopicReader, fresh_settings
+from tests.harness.oracle import write_jsonl
 
 pytestmark = pytest.mark.kafka
 
@@ -149,7 +150,7 @@ def test_kill_9_and_restart_loses_no_event(kafka_servers, tmp_path, policy):
         assert by_id.setdefault(key, p) == p
     if policy:
         from riverrun.registry import open_registry
-        from tests.kafka_harness import REGISTRY_KEY
+        from tests.harness.kafka import REGISTRY_KEY
 
         registry = open_registry(str(tmp_path / "registry"), REGISTRY_KEY.encode())
         ids = [v.reason.split(":")[0] for v in registry.versions("lr")]
@@ -212,7 +213,7 @@ def test_lifecycle_actions_reach_the_model_events_topic_and_the_registry(kafka_s
     published to model-events (keyed by model), and its checkpoints are signed in the registry."""
     from riverrun.registry import open_registry
     from riverrun.streams.backtest.scenarios import Scenario
-    from tests.kafka_harness import REGISTRY_KEY
+    from tests.harness.kafka import REGISTRY_KEY
 
     scenario = Scenario(n=12_000, drift_at=3000, corrupt_from=6000, corrupt_to=7000, shift_at=9000)
     rows = list(scenario.rows())
@@ -243,7 +244,7 @@ def test_operator_rollback_through_the_control_topic_applies_in_order(kafka_serv
     """`riverrun models rollback lr 1` reaches the running flow through the control topic and
     takes effect at its event time: predictions before it are served by v1, after it by v2 (the
     rolled-back model). A rollback to a missing version is dead-lettered; serving goes on."""
-    from tests.kafka_harness import run_operator_rollback
+    from tests.harness.flows import run_operator_rollback
 
     run = run_operator_rollback(kafka_servers, tmp_path, reason="test rollback")
     versions = {p["event_id"]: p["model_version"] for p in run.predictions.values()}

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from riverrun.streams.cli import main
-from tests.kafka_harness import REGISTRY_KEY, run_operator_rollback
+from tests.harness.flows import run_operator_rollback
+from tests.harness.kafka import REGISTRY_KEY
 
 pytestmark = pytest.mark.kafka
 

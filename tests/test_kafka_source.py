@@ -13,7 +13,7 @@ from confluent_kafka.admin import NewTopic
 from riverrun.streams.kafka.admin import admin, create_topics, partitions_of
 from riverrun.streams.kafka.producer import VerifiedProducer
 from riverrun.streams.kafka.source import kafka_source
-from tests.kafka_harness import fresh_settings
+from tests.harness.kafka import fresh_settings
 
 
 def _poll_until(part, n: int, timeout: float = 30.0) -> list:

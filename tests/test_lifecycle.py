@@ -19,7 +19,7 @@ from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.scenarios import Scenario
 from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.flow.registry_sink import RegistrySink
-from tests.oracle import write_jsonl
+from tests.harness.oracle import write_jsonl
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SCENARIO = Scenario()

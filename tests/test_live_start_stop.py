@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from riverrun.schemas import Event, Label
 from riverrun.streams.kafka.producer import publish_stream
-from tests.kafka_harness import Flow, TopicReader, fresh_settings
+from tests.harness.flows import Flow
+from tests.harness.kafka import TopicReader, fresh_settings
 
 pytestmark = pytest.mark.kafka
 

@@ -2,7 +2,7 @@
 
 The live test runs `riverrun run` on the real broker with the lifecycle on, over the seeded
 scenario (drift, corrupted labels, covariate shift), scrapes its endpoint directly and through
-a real Prometheus server (``tests/prometheus_harness.py``) with our alert rules, and checks the
+a real Prometheus server (``tests/harness/prometheus.py``) with our alert rules, and checks the
 series move and the concept-drift alert goes pending.
 """
 
@@ -11,11 +11,9 @@ from __future__ import annotations
 import re
 import socket
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.schemas import Event, Label
@@ -24,23 +22,10 @@ from riverrun.streams.core.buckets import Buckets
 from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
 from riverrun.streams.core.modelstep import ModelStep, StepConfig
 from riverrun.streams.flow.metrics import SERIES, FlowMetrics
+from tests.harness.metrics import samples, scrape, value
+from tests.harness.ports import free_port
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    """{(sample name, sorted label items): value} of an exposition."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(found: dict, name: str, **labels) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    want = set(labels.items())
-    return sum(v for (n, ls), v in found.items() if n == name and want <= set(ls))
 
 
 def exported_name(sample: str) -> str:
@@ -190,18 +175,7 @@ def test_the_endpoint_binds_to_loopback_unless_configured(monkeypatch):
     assert start_metrics(load_settings(metrics={"enabled": False})) is None
 
 
-def scrape(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        return samples(r.read().decode())
-
-
 # -- a live flow, scraped ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scenario_records(scenario: Scenario, start: datetime, step: timedelta, delay: timedelta):
@@ -232,8 +206,9 @@ def wait_for(check, timeout: float, flow=None, what: str = ""):
 @pytest.mark.kafka
 def test_live_flow_series_exist_and_move(kafka_servers, tmp_path):
     from riverrun.streams.kafka.producer import publish_stream
-    from tests.kafka_harness import Flow, fresh_settings
-    from tests.prometheus_harness import ALERTS, prometheus_server
+    from tests.harness.flows import Flow
+    from tests.harness.kafka import fresh_settings
+    from tests.harness.prometheus import ALERTS, prometheus_server
 
     settings, config = fresh_settings(kafka_servers, tmp_path, policy=True)
     n, half = 12_000, 6_000

@@ -33,9 +33,10 @@ from riverrun.streams.serving.online_store import (
     predictions_key,
 )
 from riverrun.streams.settings import load_settings
-from tests.test_registry_helpers import drop_prefix, free_port
+from tests.harness.ports import free_port
+from tests.harness.registry import drop_prefix
 
-pytest_plugins = ["tests.test_registry_helpers"]  # the redis_url fixture
+pytest_plugins = ["tests.harness.registry"]  # the redis_url fixture
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -198,7 +199,8 @@ def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str,
     prediction to Redis, and exports its writers' counters."""
     from riverrun.streams.backtest.synth import to_records
     from riverrun.streams.kafka.producer import publish_stream
-    from tests.kafka_harness import Flow, TopicReader, fresh_settings
+    from tests.harness.flows import Flow
+    from tests.harness.kafka import TopicReader, fresh_settings
 
     prefix = f"test-live-{uuid.uuid4().hex[:8]}"
     settings, config = fresh_settings(kafka_servers, tmp_path)
@@ -229,7 +231,7 @@ def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str,
             # and its latest prediction, written by the flow too (no gateway agent here)
             assert served[entity]["model"] == "lr"
         # the writers' counters reach the flow's metrics
-        from tests.test_metrics import scrape, value
+        from tests.harness.metrics import scrape, value
 
         exported = scrape(port)
         assert value(exported, "riverrun_online_store_written_total") >= 2 * len(last)

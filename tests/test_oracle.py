@@ -14,7 +14,7 @@ from river import datasets
 
 from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
-from tests.oracle import positive_proba, river_reference, write_jsonl
+from tests.harness.oracle import positive_proba, river_reference, write_jsonl
 
 DATASETS = {
     "phishing": lambda: list(datasets.Phishing()),

@@ -13,7 +13,7 @@ from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.core.items import FeaturedEvent, SourcedLabel
 from riverrun.streams.core.modelstep import ModelStep, StepConfig
 from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
-from tests.oracle import river_reference
+from tests.harness.oracle import river_reference
 
 
 def run_step(events, labels, recipe, interleave_seed):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 from riverrun.streams.flow.metrics import SERIES
-from tests.prometheus_harness import REPO
+from tests.harness import ROOT
 
 
 def test_readme_series_table_matches_the_catalog() -> None:
-    text = (REPO / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     table = text.split("<!-- series:start -->")[1].split("<!-- series:end -->")[0]
     rows = re.findall(r"^\| `(\w+)` \| (\w+) \| ([^|]*) \|", table, re.MULTILINE)
     documented = {name: (kind, labels.strip()) for name, kind, labels in rows}

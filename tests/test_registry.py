@@ -30,19 +30,10 @@ from riverrun.errors import (
 from riverrun.learners import OnlineLearner
 from riverrun.registry import FileStore, ModelRegistry, RedisStore, open_registry, restricted_loads
 from riverrun.registry.signing import verify
-from tests.test_registry_helpers import (
-    KEY,
-    MODEL_KINDS,
-    OTHER_KEY,
-    Evil,
-    behaviour,
-    envelope,
-    forge,
-    free_port,
-    raw_put,
-)
+from tests.harness.ports import free_port
+from tests.harness.registry import KEY, MODEL_KINDS, OTHER_KEY, Evil, behaviour, envelope, forge, raw_put
 
-pytest_plugins = ["tests.test_registry_helpers"]  # fixtures: store, registry, redis_url, ...
+pytest_plugins = ["tests.harness.registry"]  # fixtures: store, registry, redis_url, ...
 
 SAVE = {"recipe": "lr", "n_learned": 10, "metrics": {"accuracy": 0.5}, "event_time": (None, None)}
 

@@ -16,7 +16,8 @@ from riverrun.learners.lifecycle import Checkpoint
 from riverrun.registry import open_registry
 from riverrun.schemas import ModelEvent
 from riverrun.streams.flow.registry_sink import _RegistryPartition
-from tests.kafka_harness import REGISTRY_KEY, ROOT
+from tests.harness import ROOT
+from tests.harness.kafka import REGISTRY_KEY
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -24,15 +24,9 @@ from hypothesis import strategies as st
 from riverrun.errors import CheckpointError, ForbiddenClass, TamperedCheckpoint
 from riverrun.registry import ModelRegistry, signing, unpickler, verify
 from riverrun.registry.unpickler import restricted_loads
-from tests.test_registry_helpers import (
-    KEY,
-    Evil,
-    edit_header,
-    envelope,
-    raw_put,
-)
+from tests.harness.registry import KEY, Evil, edit_header, envelope, raw_put
 
-pytest_plugins = ["tests.test_registry_helpers"]  # fixtures: store, registry, redis_url, ...
+pytest_plugins = ["tests.harness.registry"]  # fixtures: store, registry, redis_url, ...
 
 SEED = 20250101
 TOTALS: Counter[str] = Counter()  # blobs tried/refused, and tried per test

@@ -17,8 +17,8 @@ from riverrun.streams.backtest.replay import expand_runs, replay
 from riverrun.streams.backtest.scenarios import Scenario
 from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.cli import main
-from tests.oracle import write_jsonl
-from tests.test_cli import flat
+from tests.harness.oracle import write_jsonl
+from tests.harness.text import flat
 
 N = 6000
 POLICIES = [("none", PolicyConfig(enabled=False)), ("default", PolicyConfig())]

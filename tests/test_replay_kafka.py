@@ -16,8 +16,8 @@ from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.cli import main
 from riverrun.streams.kafka.producer import publish_stream
 from riverrun.streams.kafka.range import parse_offsets, resolve_range
-from tests.kafka_harness import fresh_settings
-from tests.oracle import write_jsonl
+from tests.harness.kafka import fresh_settings
+from tests.harness.oracle import write_jsonl
 
 pytestmark = pytest.mark.kafka
 

@@ -14,8 +14,8 @@ from riverrun.streams.core.modelstep import StepConfig
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
 from riverrun.streams.flow.sinks import CallbackSink
 from riverrun.streams.flow.sources import MemorySource
-from tests.oracle import write_jsonl
-from tests.test_segments import COUNTRIES, stream, without_country
+from tests.harness.oracle import write_jsonl
+from tests.harness.segments import COUNTRIES, stream, without_country
 
 BAD_LINES = [
     "{not json",  # no event time at all

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from riverrun.schemas import Control, DeadLetter, Event, Label, Origin
 from riverrun.schemas.decode import decode_control, decode_event, decode_label
-from riverrun.streams.badinput import static_corpus
+from tests.harness.badinput import static_corpus
 
 DECODERS = {
     "event": (decode_event, Event),

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,12 +26,15 @@ from typing import Any
 
 import pytest
 import redis
-from riverrun.streams.kafka.admin import check_broker
 
 from riverrun.errors import ConfigError, RegistryUnavailable, RiverrunError
 from riverrun.registry import RedisStore, open_registry
+from riverrun.streams.kafka.admin import check_broker
 from riverrun.streams.settings import load_settings
-from tests.kafka_harness import REGISTRY_KEY, ROOT, Flow, TopicReader, fresh_settings
+from tests.harness import ROOT
+from tests.harness.flows import Flow
+from tests.harness.kafka import REGISTRY_KEY, TopicReader, fresh_settings
+from tests.harness.ports import free_port
 
 CACHE = Path(os.environ.get("RIVERRUN_CACHE", Path.home() / ".cache" / "riverrun"))
 KAFKA_LIBS = Path(os.environ.get("KAFKA_HOME", CACHE / "kafka-4.4.0")) / "libs"
@@ -45,13 +47,6 @@ REDIS_ADMIN = f"Ra-{uuid.uuid4().hex[:16]}"
 REDIS_PASSWORD = f"Rp-{uuid.uuid4().hex[:12]}:@/"  # needs quoting in a URL
 REDIS_QUOTED = REDIS_PASSWORD.replace(":", "%3A").replace("@", "%40").replace("/", "%2F")
 SECRETS = (SASL_PASSWORD, BROKER_PASSWORD, REDIS_ADMIN, REDIS_PASSWORD, REDIS_QUOTED, REGISTRY_KEY)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _missing_tool(name: str) -> None:

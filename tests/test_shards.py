@@ -12,8 +12,9 @@ from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.flow.live import shard_settings
 from riverrun.streams.flow.shards import Shard
 from riverrun.streams.kafka.producer import publish_stream
-from tests.kafka_harness import Flow, TopicReader, fresh_settings
-from tests.test_segments import run as run_in_one_process
+from tests.harness.flows import Flow
+from tests.harness.kafka import TopicReader, fresh_settings
+from tests.harness.segments import run as run_in_one_process
 
 
 @pytest.mark.parametrize("text", ["2/2", "-1/2", "1", "a/b", "1/0", ""])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,8 +30,10 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-PROMETHEUS_DIR = REPO / "infra" / "prometheus"
+from tests.harness import ROOT
+from tests.harness.ports import free_port
+
+PROMETHEUS_DIR = ROOT / "infra" / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 
 
@@ -45,12 +46,6 @@ def binary(name: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(

@@ -1,4 +1,5 @@
-"""Shared fixtures and helpers for the registry tests (a module of fixtures: it holds no tests).
+"""Fixtures and helpers of the registry, online store and gateway tests (a plugin: test modules
+name it in ``pytest_plugins``).
 
 Stores: every store-level test runs on a ``FileStore`` in a tmp directory and on a ``RedisStore``
 against the real Redis at ``REDIS_URL`` (a fresh key prefix per test, deleted afterwards).
@@ -12,7 +13,6 @@ import json
 import os
 import pickle
 import shutil
-import socket
 import struct
 import subprocess
 import time
@@ -28,6 +28,7 @@ from river import datasets, forest, linear_model, preprocessing, tree
 from riverrun.learners import OnlineLearner
 from riverrun.registry import FileStore, ModelRegistry, RedisStore, signing, unpickler
 from riverrun.registry.unpickler import RestrictedUnpickler
+from tests.harness.ports import free_port
 
 KEY = b"registry-test-key-0123456789abcdef"
 OTHER_KEY = b"another-key-0123456789abcdef-9876"
@@ -90,13 +91,6 @@ def raw_put(store: FileStore | RedisStore, model: str, version: int, kind: str, 
         store._redis.set(store.key(model, version, kind), data)
         if kind == "meta":
             store._redis.zadd(store.key(model, "versions"), {str(version): version})
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """A corpus of malformed events and labels, and a way to mix it into a valid stream.
 
-Used by the bad-input tests (files and the real broker) and ``benchmarks/bad_input.py``. Each
+Used by the bad-input tests (files and the real broker) and ``benchmarks/bad_input.py``; the
+valid stream they mix it into is ``valid_stream`` and ``replay_files`` replays files as they do. Each
 ``BadRecord`` says which input it goes to (``event`` or ``label``), its raw payload and the dead
 letter ``reason`` riverrun must give it. Two families:
 
@@ -21,6 +22,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 from riverrun.schemas import DEFAULT_MAX_BYTES, Event, Label
@@ -216,4 +218,30 @@ def _weave(valid: list, inserts: list[tuple[int, BadRecord]], which: Input):
     return lines, expected
 
 
-__all__ = ["BadRecord", "Mixed", "mix", "static_corpus"]
+TTL = 120.0  # label TTL of the bad-input runs (seconds)
+
+
+def valid_stream() -> tuple[list[Event], list[Label]]:
+    """Phishing, one event a second, labels 30 s later; every 25th event is never labelled."""
+    from river import datasets
+
+    from riverrun.streams.backtest.synth import to_records
+
+    events, labels = to_records(list(datasets.Phishing()), label_delay=timedelta(seconds=30))
+    labels = [lb for i, lb in enumerate(labels) if i % 25 != 24]
+    return events, labels
+
+
+def replay_files(tmp: Path, events: Path, labels: Path) -> tuple[list[dict], list[dict], dict]:
+    """``replay`` of the files (``lr``, no features, label TTL ``TTL``) into ``tmp/out``: its
+    predictions, dead letters and report."""
+    from riverrun.streams.backtest.replay import replay
+
+    out = tmp / "out"
+    replay(events, labels, out, models=[("lr", "lr")], features="none", label_ttl_seconds=TTL, plot=False)
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").open()]
+    dead = [json.loads(line) for line in (out / "dead-letter.jsonl").open()]
+    return predictions, dead, json.loads((out / "report.json").read_text())
+
+
+__all__ = ["TTL", "BadRecord", "Mixed", "mix", "replay_files", "static_corpus", "valid_stream"]
