@@ -5,5 +5,5 @@
 - ``kafka/``: every Kafka client: admin and topics, the tailing source, the range reader, producers.
 - ``serving/``: the HTTP gateway and the online store.
 - ``backtest/``: replay, its reports, the demo and the sample streams.
-- ``cli.py`` (the ``riverrun`` command) and ``settings.py`` (the configuration).
+- ``cli/`` (the ``riverrun`` command, a module per command group) and ``settings.py`` (the configuration).
 """
