@@ -1,9 +1,9 @@
 """Valid-event throughput of replay with malformed records mixed in, against the clean stream.
 
-    python benchmarks/bad_input.py [--events 30000] [--rounds 3] [--shares 0.05 0.2] [--features none]
+    python -m benchmarks.bad_input [--events 30000] [--rounds 3] [--shares 0.05 0.2] [--features none]
 
 The clean stream is Hyperplane events (one label each 30 s later, every 50th never labelled);
-the dirty streams are the same valid records with ``riverrun.streams.badinput`` records mixed in
+the dirty streams are the same valid records with ``tests/harness/badinput.py`` records mixed in
 until they are the given share of all records (uniformly over the corpus's kinds, a tenth of
 them stream kinds: duplicate ids, wrong-type labels, labels for expired or unknown events).
 Each round replays every stream once, interleaved; the figure is the median over rounds of
@@ -24,7 +24,7 @@ from river.datasets import synth
 
 from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.synth import to_records
-from riverrun.streams.badinput import mix
+from tests.harness.badinput import mix
 
 TTL = 600.0
 

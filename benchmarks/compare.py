@@ -1,7 +1,7 @@
 """riverrun against the plain River loop and its peers, side by side on the same stream.
 
     bash benchmarks/peers/setup.sh          # once: Quix Streams, Faust and py-spy venvs
-    python benchmarks/compare.py [--events 100000] [--rounds 3] [--only throughput latency ...]
+    python -m benchmarks.compare [--events 100000] [--rounds 3] [--only throughput latency ...]
 
 The stream: River's ``Hyperplane(seed=42, n_features=10)``, 1000 entities, events one second
 of event time apart, each labelled 30 s of event time later (``benchmarks/benchstream.py``).
@@ -36,7 +36,7 @@ step; and, with ``--only profile``, a py-spy profile of ``riverrun run``.
 Results (2 vCPU VM, Apache Kafka 4.4 on ZGC on the same 2 cores, quiet; 2026-12-06; the README's
 Performance section has the rest):
 
-    python benchmarks/compare.py --events 60000 --rounds 2 --peer-timeout 30 --only throughput
+    python -m benchmarks.compare --events 60000 --rounds 2 --peer-timeout 30 --only throughput
 
                       events/s  ratio   ratio range   startup s
     plain River         75,005   1.00
@@ -48,7 +48,7 @@ Performance section has the rest):
     faust total          1,385   0.02   0.02-0.02           4.7
     faust steady         1,653   0.02   0.02-0.03    (stopped at 30 s)
 
-    python benchmarks/compare.py --events 130000 --only latency --latency-rate 6600 --latency-seconds 20
+    python -m benchmarks.compare --events 130000 --only latency --latency-rate 6600 --latency-seconds 20
     event -> prediction on Kafka: p50 11 ms, p90 14 ms, p99 34 ms (48 ms in a second run);
     event -> served: p99 26 ms (35 ms); event -> a bare consumer: p99 9 ms, max 18 ms (19 ms);
     at 2,200 events/s: p99 15 ms, served 9 ms, bare consumer 9 ms
@@ -61,19 +61,14 @@ import collections
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import benchstream
-import kafkabench as kb
-import memory
-from throughput import plain_loop
-from throughput import replay_rate as _replay_rate
-
+from benchmarks import benchstream, memory
+from benchmarks import kafkabench as kb
+from benchmarks.throughput import plain_loop
+from benchmarks.throughput import replay_rate as _replay_rate
 from riverrun.streams.kafka.producer import VerifiedProducer
 
 ROWS = ("plain", "replay", "live", "quix", "faust")

@@ -1,7 +1,7 @@
 """Loopback load test of ``riverrun gateway`` on the real broker: latency, throughput, 0 lost.
 
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 REDIS_URL=redis://127.0.0.1:6379/0 \\
-        python benchmarks/gateway_load.py [--requests 10000] [--concurrency 32] [--batch 1] \\
+        python -m benchmarks.gateway_load [--requests 10000] [--concurrency 32] [--batch 1] \\
             [--producer confluent|faust|both] [--predictions 20000]
 
 For each producer, a gateway subprocess is started on a free loopback port with topics of its
@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,20 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-import kafkabench as kb
 from confluent_kafka import Consumer, Producer, TopicPartition
-from riverrun.streams.kafka.admin import create_topics
 
+from benchmarks import kafkabench as kb
+from riverrun.streams.kafka.admin import create_topics
 from riverrun.streams.serving.auth import grant_line
 from riverrun.streams.settings import load_settings
+from tests.harness.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class GatewayProcess:

@@ -172,7 +172,7 @@ def _consumer() -> Consumer:
 
 
 class Running(Protocol):
-    """What ``wait_for`` watches: a ``Pipeline``, or ``crash_harness.FlowCluster`` (processes)."""
+    """What ``wait_for`` watches: a ``Pipeline``, or ``tests.harness.flows.FlowCluster`` (processes)."""
 
     def alive(self) -> bool: ...
 

@@ -4,7 +4,7 @@ event, RSS over a long replay, and the cost of snapshotting an ``arf`` model ste
 Each function returns plain numbers; ``compare.py`` prints them. The RSS run also runs alone
 (writes the stream to a temporary directory, ~390 bytes per event, and deletes it after)::
 
-    python benchmarks/memory.py --rss-events 5000000 --rss-budget 3000
+    python -m benchmarks.memory --rss-events 5000000 --rss-budget 3000
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def rss_over_replay(n: int, every: int, budget_seconds: float, log=print) -> dic
 
 
 def _rss_run(tmp: Path, n: int, every: int, budget_seconds: float, log) -> dict:
-    from benchstream import write_long_stream
+    from benchmarks.benchstream import write_long_stream
 
     events_file, labels_file = tmp / "events.jsonl", tmp / "labels.jsonl"
     start = time.perf_counter()
@@ -253,5 +253,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchstream
     main()

@@ -1,6 +1,6 @@
 """Does the lifecycle policy help? Cumulative accuracy against the *true* labels.
 
-    python benchmarks/policy.py [--delay 50] [--seeds 6] [--rounds 7]
+    python -m benchmarks.policy [--delay 50] [--seeds 6] [--rounds 7]
 
 Three systems see the same streams with delayed labels (predict, then learn ``delay`` events
 later from the *published* label), all with the ``lr`` recipe:

@@ -1,6 +1,6 @@
 """Throughput of per-segment models from 1 to 2 processes, live on the real broker.
 
-    python benchmarks/scaling.py [--events 60000] [--segments 8] [--partitions 4] [--rounds 2]
+    python -m benchmarks.scaling [--events 60000] [--segments 8] [--partitions 4] [--rounds 2]
 
 The stream (River's Hyperplane, 10 features, 1000 entities, labels 30 s of event time later)
 carries a ``segment`` field with ``--segments`` values, one per entity (an entity stays in its
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 import uuid
@@ -36,20 +35,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient, NewTopic
 from river.datasets import synth
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import kafkabench as kb  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-from crash_harness import FlowCluster  # noqa: E402
-from riverrun.streams.kafka.admin import create_topics, publish_stream  # noqa: E402
-
-from riverrun.streams.backtest.synth import to_records  # noqa: E402
-from riverrun.streams.settings import load_settings  # noqa: E402
+from benchmarks import kafkabench as kb
+from riverrun.streams.backtest.synth import to_records
+from riverrun.streams.kafka.admin import create_topics
+from riverrun.streams.kafka.producer import publish_stream
+from riverrun.streams.settings import load_settings
+from tests.harness.flows import FlowCluster
 
 
 def make_stream(n: int, segments: int):

@@ -1,6 +1,6 @@
 """Throughput of riverrun replay against the plain River loop, measured side by side.
 
-    python benchmarks/throughput.py [--events 50000] [--rounds 3] [--model lr]
+    python -m benchmarks.throughput [--events 50000] [--rounds 3] [--model lr]
 
 Prints events/s of:
 - plain: ``p = model.predict_proba_one(x); model.learn_one(x, y)`` over pre-built dicts

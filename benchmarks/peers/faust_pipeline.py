@@ -11,12 +11,9 @@ process memory; see ``common.py``. Runs until SIGTERM.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import faust
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Event, Label, Learner, decode, entity_features
+from common import Event, Label, Learner, decode, entity_features  # this folder: sys.path[0]
 
 broker, events_name, labels_name, predictions_name, app_id, data_dir = sys.argv[1:7]
 sys.argv = [sys.argv[0], "worker", "--loglevel", "warn", "--without-web"]

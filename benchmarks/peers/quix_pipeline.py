@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
+from common import Event, Label, Learner, decode, entity_features  # this folder: sys.path[0]
 from quixstreams import Application
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Event, Label, Learner, decode, entity_features
 
 
 def main() -> None:
