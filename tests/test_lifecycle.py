@@ -291,3 +291,29 @@ def test_model_step_dead_letters_the_labels_it_does_not_learn():
     # the pause began with the label learned at event 9073; the next one is the first kept out
     assert first.kind == "label" and first.partition == 1 and first.offset == 9073 - DELAY + 1
     assert json.loads(first.payload)["event_id"] == str(first.offset)
+
+
+def test_lifecycle_pickled_as_a_module_loads():
+    """A lifecycle pickled when riverrun/learners/lifecycle.py was a module (recovery snapshots
+    name its classes by those paths) loads from the package and goes on deciding as it did."""
+    from pathlib import Path
+
+    from river import datasets
+
+    from riverrun.learners.lifecycle.checkpoints import FrozenCheckpoint
+    from riverrun.learners.lifecycle.model import Evaluation
+
+    fixture = Path(__file__).parent / "fixtures" / "lifecycle-module"
+    lc = pickle.loads((fixture / "lifecycle.pickle").read_bytes())
+    assert isinstance(lc, ModelLifecycle) and isinstance(lc.config, PolicyConfig)
+    assert isinstance(lc._evaluation, Evaluation) and len(lc.checkpoints) == 3
+    assert all(isinstance(f, FrozenCheckpoint) for f in lc.checkpoints)
+    got = []
+    for i, (x, y) in enumerate(list(datasets.Phishing())[300:700], start=300):
+        ts = T0 + timedelta(seconds=i)
+        served = lc.predict(str(i), x, ts)
+        events = lc.learn(str(i), x, y, ts)
+        got.append(
+            [served.y_pred, [f"{type(e).__name__}:{getattr(e, 'action', None) or e.id}" for e in events]]
+        )
+    assert got == json.loads((fixture / "expected.json").read_text())

@@ -1,35 +1,5 @@
-"""The model lifecycle, pure: champion, challengers, checkpoints, drift, rollback, promotion.
-
-The champion serves. Challengers (other recipes, and a fresh model started at a drift warning)
-see the same traffic in shadow, are scored on the same labels and never serve. Checkpoints are
-frozen copies of the champion taken every ``checkpoint_every`` labels while healthy, before any
-risky transition, on a covariate-shift alarm and on demand; the last ``keep_checkpoints`` stay in
-memory (frozen: they never learn) so they can be compared.
-
-On concept drift (ADWIN by default, on the champion's served-prediction errors, when the error
-rose) the lifecycle first decides at once if the buffered labels since the warning suffice
-(``_decide_at_drift``): inverted labels (a binary champion nearly always wrong) roll back to the
-last healthy checkpoint and *pause learning* until the labels agree with it again; a checkpoint
-that clearly beats the champion is rolled back to; a fresh challenger that beat the champion and
-every checkpoint is promoted. Otherwise it *evaluates*: for the next ``decision_window`` labels
-it scores every candidate (champion, challengers, checkpoints) on the same labels, then acts on
-the evidence: roll back to a checkpoint (the champion was damaged), promote a challenger (the
-world changed), or keep. Every action has a cool-down and a cap per window, and is a
-``ModelEvent``.
-Covariate shift (PSI/KS/chi-square on the features), prior shift (labels) and prediction drift
-only alert and checkpoint: label-free evidence never rolls back.
-
-Everything here is deterministic given the stream, so a replay decides exactly as live did.
-
->>> from river import datasets
->>> lc = ModelLifecycle("m", "lr", PolicyConfig(checkpoint_every=100))
->>> events = []
->>> for i, (x, y) in enumerate(list(datasets.Phishing())[:250]):
-...     _ = lc.predict(str(i), x)
-...     events += lc.learn(str(i), x, y, ts=None)
->>> [e.action for e in events if isinstance(e, ModelEvent)]
-['checkpoint', 'checkpoint']
-"""
+"""``ModelLifecycle``: champion, challengers and checkpoints of one model, and the policy that
+acts on drift (the package docstring tells the whole story)."""
 
 from __future__ import annotations
 
@@ -47,136 +17,13 @@ from riverrun.detectors import (
     LabelShiftMonitor,
     PredictionDriftMonitor,
 )
-from riverrun.detectors.concept import Method
+from riverrun.learners.lifecycle.checkpoints import Checkpoint, FrozenCheckpoint
+from riverrun.learners.lifecycle.policy import PolicyConfig
 from riverrun.learners.online import OnlineLearner, Served
 from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import ModelEvent
 
 CHAMPION = "champion"
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    """When to checkpoint and how to judge candidates. ``enabled=False`` is River alone.
-
-    The ``[flow.policy]`` settings table is built from these fields and defaults
-    (``riverrun.streams.settings.PolicySettings``).
-
-    Parameters
-    ----------
-    enabled
-        The lifecycle at all; ``False``: the champion alone, as River's ``progressive_val_score``.
-    challengers
-        Recipes run in shadow next to the champion.
-    fresh_challenger
-        Start a fresh model of the champion's recipe at a drift warning ...
-    fresh_patience
-        ... and drop it when no drift follows within this many labels.
-    concept_detector
-        The detector on the champion's errors: ``"adwin"``, ``"hddm_a"`` or ``"kswin"``.
-    checkpoint_every
-        Labels between checkpoints, while healthy.
-    keep_checkpoints
-        Checkpoints kept in memory (frozen), scored as candidates.
-    decision_window
-        Labels after a drift signal on which candidates are compared ...
-    min_decision
-        ... or fewer, at least this many, when the evidence is clear:
-    z
-        a gain of ``z`` standard errors.
-    decide_at_drift
-        First judge on the labels buffered since the warning (``_decide_at_drift``) ...
-    min_at_drift
-        ... at least this many.
-    suspect_accuracy
-        A binary champion this right on the last ``suspect_window`` labels at a drift meets
-        inverted labels: roll back, pause learning. ``None``: never pause.
-    suspect_window
-        See ``suspect_accuracy``.
-    resume_accuracy
-        Resume learning when this share of ``suspect_window`` labels in a row agree ...
-    max_pause
-        ... or after this many labels (the world itself may have inverted).
-    min_improvement
-        Accuracy a candidate must gain over the champion.
-    cooldown
-        Labels after an action before the next decision.
-    max_actions
-        At most this many rollbacks and promotions ...
-    action_window
-        ... per this many labels.
-    covariate
-        PSI/KS/chi-square monitors on the features served on.
-    prior
-        Monitors on the label and prediction distributions.
-    reference_size
-        Sampled values forming each distribution monitor's reference.
-    monitor_window
-        Sampled values in each monitor's sliding window.
-    monitor_every
-        Distribution monitors see every n-th event and label (a sample) ...
-    monitor_batch
-        ... the served ones fed this many at a time: their state is then in cache (a sample at a
-        time cost about twice as much); alerts come at most
-        ``(monitor_batch - 1) * monitor_every`` events later ...
-    monitor_check_every
-        ... and test every this many sampled values.
-    psi_warning
-        PSI conventions: < 0.1 stable, 0.1-0.2 moderate, > 0.2 shifted.
-    psi_threshold
-        See ``psi_warning``.
-    ks_alpha
-        A KS test on numeric features too; ``None``: PSI alone (far cheaper).
-    chi2_alpha
-        Significance of the chi-square test on categorical features.
-    """
-
-    enabled: bool = True
-    challengers: tuple[str, ...] = ()
-    fresh_challenger: bool = True
-    fresh_patience: int = 100
-    concept_detector: Method = "adwin"
-    checkpoint_every: int = 2000
-    keep_checkpoints: int = 3
-    decision_window: int = 300
-    min_decision: int = 30
-    z: float = 3.0
-    decide_at_drift: bool = True
-    min_at_drift: int = 10
-    suspect_accuracy: float | None = 0.05
-    suspect_window: int = 20
-    resume_accuracy: float = 0.5
-    max_pause: int = 5000
-    min_improvement: float = 0.02
-    cooldown: int = 500
-    max_actions: int = 3
-    action_window: int = 20_000
-    covariate: bool = True
-    prior: bool = True
-    reference_size: int = 500
-    monitor_window: int = 500
-    monitor_every: int = 10
-    monitor_batch: int = 5
-    monitor_check_every: int = 25
-    psi_warning: float = 0.1
-    psi_threshold: float = 0.2
-    ks_alpha: float | None = None
-    chi2_alpha: float = 0.01
-
-
-@dataclass
-class Checkpoint:
-    """A frozen copy of the champion (pickle bytes) to persist; ``id`` is ``ckpt-<n>``."""
-
-    model: str
-    id: str
-    version: int  # the serving version it was taken from
-    recipe: str
-    blob: bytes
-    n_learned: int
-    metrics: dict[str, float]
-    reason: str
-    event_time_end: datetime | None
 
 
 def labels_since_change(oks: list[bool]) -> int:
@@ -213,31 +60,9 @@ def labels_since_change(oks: list[bool]) -> int:
     return n - best_split
 
 
-class _Frozen:
-    """A checkpoint kept in memory: it predicts while candidates are judged, never learns.
-
-    Its model is unpickled from the blob when first needed, and left out of pickles (recovery
-    snapshots): the blob alone is the state, so a snapshot carries each checkpoint once, not twice.
-    """
-
-    def __init__(self, checkpoint: Checkpoint, healthy: bool):
-        self.checkpoint = checkpoint
-        self.healthy = healthy
-        self._model: Any = None
-
-    @property
-    def model(self) -> Any:
-        if self._model is None:
-            self._model = rebuilt(pickle.loads(self.checkpoint.blob))
-        return self._model
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_model": None}
-
-
 @dataclass
-class _Evaluation:
-    """Candidates scored on the labels since a drift signal."""
+class Evaluation:
+    """Candidates scored on the labels since a drift signal (an evaluation in progress)."""
 
     signal: DriftSignal
     start: datetime | None
@@ -278,14 +103,14 @@ class ModelLifecycle:
         self.predictions = (
             PredictionDriftMonitor(**windows, check_every=c.monitor_check_every) if c.prior else None
         )
-        self.checkpoints: deque[_Frozen] = deque()
+        self.checkpoints: deque[FrozenCheckpoint] = deque()
         self.n_checkpoints = 0
         self.n_actions: dict[str, int] = {}  # model events emitted, by action (for monitoring)
         self.n_labels = 0
         self._since_checkpoint = 0
         self._cooldown_until = 0
         self._actions: deque[int] = deque()  # label counts at which rollbacks/promotions happened
-        self._evaluation: _Evaluation | None = None
+        self._evaluation: Evaluation | None = None
         self._n_served = 0
         self._sampled: list[tuple[dict, dict | None]] = []  # served samples not yet monitored
         self._fresh_since = 0  # labels seen when the fresh challenger started
@@ -427,7 +252,7 @@ class ModelLifecycle:
             return True
         if config.fresh_challenger:
             self._start_fresh_challenger(out)
-        self._evaluation = _Evaluation(signal, ts)
+        self._evaluation = Evaluation(signal, ts)
         if config.decide_at_drift and "fresh" in self.challengers:  # too young to judge yet
             self._evaluation.quick_at = self._fresh_since + config.min_at_drift
         return False
@@ -610,7 +435,7 @@ class ModelLifecycle:
         se = math.sqrt(max(p * (1 - p) + champion * (1 - champion), 1e-9) / n)
         return p - champion >= self.config.min_improvement and p - champion > self.config.z * se
 
-    def _decisive(self, ev: _Evaluation) -> bool:
+    def _decisive(self, ev: Evaluation) -> bool:
         """Decide early when a candidate, scored on every label since the drift, already
         clearly beats the champion."""
         n = ev.labels
@@ -623,7 +448,7 @@ class ModelLifecycle:
             if name != CHAMPION and ev.seen.get(name) == n
         )
 
-    def _decide(self, ev: _Evaluation) -> list[ModelEvent | Checkpoint]:
+    def _decide(self, ev: Evaluation) -> list[ModelEvent | Checkpoint]:
         n = ev.labels
         present = {
             CHAMPION,
@@ -730,7 +555,7 @@ class ModelLifecycle:
         healthy = reason == "periodic"
         # Pickling slowed the champion down for good (``rebuild``): serve a rebuilt copy.
         self.champion.model = rebuilt(self.champion.model)
-        self.checkpoints.append(_Frozen(ckpt, healthy))
+        self.checkpoints.append(FrozenCheckpoint(ckpt, healthy))
         while len(self.checkpoints) > self.config.keep_checkpoints:
             # Drop the oldest, but keep at least one healthy checkpoint to roll back to.
             victim = self.checkpoints[0]

@@ -1,0 +1,116 @@
+"""``PolicyConfig``: when the lifecycle checkpoints and how it judges candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from riverrun.detectors.concept import Method
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """When to checkpoint and how to judge candidates. ``enabled=False`` is River alone.
+
+    The ``[flow.policy]`` settings table is built from these fields and defaults
+    (``riverrun.streams.settings.PolicySettings``).
+
+    Parameters
+    ----------
+    enabled
+        The lifecycle at all; ``False``: the champion alone, as River's ``progressive_val_score``.
+    challengers
+        Recipes run in shadow next to the champion.
+    fresh_challenger
+        Start a fresh model of the champion's recipe at a drift warning ...
+    fresh_patience
+        ... and drop it when no drift follows within this many labels.
+    concept_detector
+        The detector on the champion's errors: ``"adwin"``, ``"hddm_a"`` or ``"kswin"``.
+    checkpoint_every
+        Labels between checkpoints, while healthy.
+    keep_checkpoints
+        Checkpoints kept in memory (frozen), scored as candidates.
+    decision_window
+        Labels after a drift signal on which candidates are compared ...
+    min_decision
+        ... or fewer, at least this many, when the evidence is clear:
+    z
+        a gain of ``z`` standard errors.
+    decide_at_drift
+        First judge on the labels buffered since the warning (``_decide_at_drift``) ...
+    min_at_drift
+        ... at least this many.
+    suspect_accuracy
+        A binary champion this right on the last ``suspect_window`` labels at a drift meets
+        inverted labels: roll back, pause learning. ``None``: never pause.
+    suspect_window
+        See ``suspect_accuracy``.
+    resume_accuracy
+        Resume learning when this share of ``suspect_window`` labels in a row agree ...
+    max_pause
+        ... or after this many labels (the world itself may have inverted).
+    min_improvement
+        Accuracy a candidate must gain over the champion.
+    cooldown
+        Labels after an action before the next decision.
+    max_actions
+        At most this many rollbacks and promotions ...
+    action_window
+        ... per this many labels.
+    covariate
+        PSI/KS/chi-square monitors on the features served on.
+    prior
+        Monitors on the label and prediction distributions.
+    reference_size
+        Sampled values forming each distribution monitor's reference.
+    monitor_window
+        Sampled values in each monitor's sliding window.
+    monitor_every
+        Distribution monitors see every n-th event and label (a sample) ...
+    monitor_batch
+        ... the served ones fed this many at a time: their state is then in cache (a sample at a
+        time cost about twice as much); alerts come at most
+        ``(monitor_batch - 1) * monitor_every`` events later ...
+    monitor_check_every
+        ... and test every this many sampled values.
+    psi_warning
+        PSI conventions: < 0.1 stable, 0.1-0.2 moderate, > 0.2 shifted.
+    psi_threshold
+        See ``psi_warning``.
+    ks_alpha
+        A KS test on numeric features too; ``None``: PSI alone (far cheaper).
+    chi2_alpha
+        Significance of the chi-square test on categorical features.
+    """
+
+    enabled: bool = True
+    challengers: tuple[str, ...] = ()
+    fresh_challenger: bool = True
+    fresh_patience: int = 100
+    concept_detector: Method = "adwin"
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 3
+    decision_window: int = 300
+    min_decision: int = 30
+    z: float = 3.0
+    decide_at_drift: bool = True
+    min_at_drift: int = 10
+    suspect_accuracy: float | None = 0.05
+    suspect_window: int = 20
+    resume_accuracy: float = 0.5
+    max_pause: int = 5000
+    min_improvement: float = 0.02
+    cooldown: int = 500
+    max_actions: int = 3
+    action_window: int = 20_000
+    covariate: bool = True
+    prior: bool = True
+    reference_size: int = 500
+    monitor_window: int = 500
+    monitor_every: int = 10
+    monitor_batch: int = 5
+    monitor_check_every: int = 25
+    psi_warning: float = 0.1
+    psi_threshold: float = 0.2
+    ks_alpha: float | None = None
+    chi2_alpha: float = 0.01
