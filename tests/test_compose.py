@@ -90,6 +90,16 @@ def test_every_riverrun_variable_is_a_setting() -> None:
     assert not setting_exists("RIVERRUN_METRICS")  # a section, not a value
 
 
+def test_commands_parse_and_the_broker_is_the_advertised_one() -> None:
+    from riverrun.streams.cli import build_parser
+
+    broker = services()["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].removeprefix("PLAINTEXT://")
+    for name, service in riverrun_services().items():
+        command = service["command"]
+        build_parser().parse_args([*command, *(["-c", "x.toml"] if "run" in command else [])])
+        assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == broker, name
+
+
 @pytest.mark.parametrize("service", ["topics", "riverrun", "gateway", "producer"])
 def test_riverrun_services_load_their_settings(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
     s = loaded(service, monkeypatch)

@@ -16,11 +16,13 @@ from riverrun.schemas import (
     Event,
     Label,
     Origin,
+    Prediction,
     decode_event,
     decode_label,
     export_json_schemas,
 )
 from riverrun.schemas.records import MAX_FEATURES
+from riverrun.streams.core.items import ServedPrediction
 
 DECODERS = {"event": (decode_event, Event), "label": (decode_label, Label)}
 
@@ -463,3 +465,20 @@ def test_exported_schema_admits_epoch_seconds(tmp_path):
         alternatives = ts.get("anyOf", [ts])
         types = {a.get("type") for a in alternatives}
         assert types & {"number", "integer"}, f"{name}.ts admits only {types}"
+
+
+def test_served_prediction_json_is_a_valid_prediction():
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    served = ServedPrediction("e1", "u1", "lr", 3, True, {"true": 0.7, "false": 0.3}, now, now)
+    parsed = Prediction.model_validate_json(served.to_json())
+    assert parsed.model_dump() == {
+        "event_id": "e1",
+        "entity": "u1",
+        "model": "lr",
+        "model_version": 3,
+        "y_pred": True,
+        "proba": {"true": 0.7, "false": 0.3},
+        "ts": now,
+        "served_at": now,
+    }
+    assert set(json.loads(served.to_json())) == set(Prediction.model_fields)

@@ -99,6 +99,10 @@ def test_example_config_loads():
     assert [m.recipe for m in s.flow.models] == ["lr"]
 
 
+def test_example_config_is_the_defaults():
+    assert load_settings(REPO / "riverrun.example.toml").model_dump() == Settings().model_dump()
+
+
 def test_environment_overrides_toml(tmp_path, monkeypatch):
     path = write(tmp_path, TOML)
     monkeypatch.setenv("RIVERRUN_FLOW__FEATURES", "none")
