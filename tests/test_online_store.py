@@ -27,8 +27,8 @@ from riverrun.streams.serving.online_store import (
     entry_of,
     features_key,
     latest_features,
-    latest_prediction,
     latest_predictions,
+    newest_prediction,
     online_store_sink,
     predictions_key,
 )
@@ -110,9 +110,9 @@ def test_predictions_per_model_and_the_newest(redis_url: str, prefix: str) -> No
     assert set(both) == {"lr", "hat"}
     assert both["lr"]["event_id"] == "e5" and both["lr"]["proba"] == {"true": 0.75, "false": 0.25}
     assert Prediction.model_validate(both["hat"]) == pydantic_one
-    assert latest_prediction(client, prefix, "u1")["event_id"] == "e5"  # served last
-    assert latest_prediction(client, prefix, "u1", model="hat")["event_id"] == "e9"
-    assert latest_prediction(client, prefix, "u2") is None
+    assert newest_prediction(latest_predictions(client, prefix, "u1"))["event_id"] == "e5"  # served last
+    assert latest_predictions(client, prefix, "u1")["hat"]["event_id"] == "e9"
+    assert newest_prediction(latest_predictions(client, prefix, "u2")) is None
     assert 0 < client.pttl(predictions_key(prefix, "u1")) <= 60_000
     writer.close()
 
@@ -219,7 +219,9 @@ def test_riverrun_run_fills_the_online_store(kafka_servers: str, redis_url: str,
         deadline = time.monotonic() + 30
         while True:
             stored = {entity: latest_features(client, prefix, entity) for entity in last}
-            served = {entity: latest_prediction(client, prefix, entity) for entity in last}
+            served = {
+                entity: newest_prediction(latest_predictions(client, prefix, entity)) for entity in last
+            }
             if all(s and s["event_id"] == last[k].event_id for k, s in stored.items()) and all(
                 p and p["event_id"] == last[k].event_id for k, p in served.items()
             ):

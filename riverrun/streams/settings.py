@@ -16,8 +16,9 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -307,8 +308,6 @@ class RegistrySettings(_Section):
         a key. A function, so each Bytewax worker opens its own connection."""
         if self.key is None:
             return None
-        from functools import partial
-
         from riverrun.registry import open_registry
 
         return partial(open_registry, url or self.url, self.key.get_secret_value().encode())
@@ -573,8 +572,6 @@ def _explain(error: Any) -> str:
 
 def _known_keys(loc: list[Any]) -> list[str]:
     """The field names of the settings section at ``loc`` (e.g. ``["flow", "models", 0]``)."""
-    from typing import get_args
-
     model: Any = Settings
     for part in loc:
         if isinstance(part, int):

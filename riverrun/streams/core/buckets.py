@@ -1,5 +1,5 @@
 """Fixed-bucket histograms as plain data: picklable (they live in snapshotted state), cheap to
-update (one bisect), and exported as Prometheus histograms by ``streams.metrics``. Pure.
+update (one bisect), and exported as Prometheus histograms by ``streams.flow.metrics``. Pure.
 
 >>> h = Buckets((1.0, 10.0))
 >>> for v in (0.5, 3.0, 30.0):

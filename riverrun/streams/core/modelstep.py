@@ -335,7 +335,7 @@ class ModelStep:
         }
 
     def view(self) -> ModelView:
-        """Plain numbers for monitoring (``streams.metrics``): counters, champion and challenger
+        """Plain numbers for monitoring (``streams.flow.metrics``): counters, champion and challenger
         scores, concept-drift state, PSI per feature, actions taken, label delays."""
         lc, learner = self.lifecycle, self.learner
         scores = {"champion": learner.metrics(), **lc.challenger_metrics()}

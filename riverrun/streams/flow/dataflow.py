@@ -43,7 +43,15 @@ from bytewax.outputs import FixedPartitionedSink, Sink
 
 from riverrun.learners.lifecycle import Checkpoint
 from riverrun.learners.rebuild import rebuilt
-from riverrun.schemas import DEFAULT_MAX_BYTES, DeadLetter, Event, Label, ModelEvent, decode_event, decode_label
+from riverrun.schemas import (
+    DEFAULT_MAX_BYTES,
+    DeadLetter,
+    Event,
+    Label,
+    ModelEvent,
+    decode_event,
+    decode_label,
+)
 from riverrun.streams.core.features import EntityFeatures, FeatureMode, identity_features
 from riverrun.streams.core.items import (
     ControlItem,

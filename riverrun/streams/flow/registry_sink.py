@@ -4,6 +4,8 @@ registry, on a thread of its own, so a slow store never stalls the flow."""
 from __future__ import annotations
 
 import logging
+import pickle
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -53,8 +55,6 @@ class _RegistryPartition(StatelessSinkPartition):
         close_timeout: float = 30.0,
         metrics: Any = None,
     ):
-        import threading
-
         self._open = open_registry_fn
         self._metrics = metrics  # a FlowMetrics (retries, pending), or None
         self._registry: Any = None
@@ -163,8 +163,6 @@ class _RegistryPartition(StatelessSinkPartition):
         self._versions_of[model] = {v.reason.split(":", 1)[0]: v.version for v in versions}
 
     def _write(self, item) -> None:
-        import pickle
-
         self._load(item.model)
         if isinstance(item, ModelEvent):
             record = item.model_dump(mode="json", exclude_none=True)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,8 +97,6 @@ class StopSignal:
     snapshot and exits 0; a restart continues exactly there, without duplicates."""
 
     def __init__(self) -> None:
-        import threading
-
         self._event = threading.Event()
 
     def set(self, *_args) -> None:
@@ -106,8 +106,6 @@ class StopSignal:
         return self._event.is_set()
 
     def install(self) -> None:
-        import signal
-
         signal.signal(signal.SIGTERM, self.set)
         signal.signal(signal.SIGINT, self.set)
 

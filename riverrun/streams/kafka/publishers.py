@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from functools import partial
 from typing import Any
 
 from riverrun.errors import DeliveryError
@@ -41,8 +43,6 @@ class ConfluentPublisher:
         self._thread.start()
 
     def _on_error(self, err: Any) -> None:
-        import time
-
         now = time.monotonic()
         if now - self._logged.get(err.name(), -60.0) >= 60.0:
             self._logged[err.name()] = now
@@ -60,8 +60,6 @@ class ConfluentPublisher:
 
     async def publish(self, topic: str, messages: list[Message]) -> list[tuple[int, int]]:
         """Publish and wait for the broker's acknowledgements: [(partition, offset)]."""
-        from functools import partial
-
         loop = self._loop = asyncio.get_running_loop()
         futures = []
         for key, value in messages:

@@ -25,6 +25,8 @@ and their ``a``-prefixed twins (``redis.asyncio.Redis``), used by the gateway.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -108,12 +110,6 @@ def connect(url: str, timeout: float = 2.0) -> redis.Redis:
 # -- readers -----------------------------------------------------------------------------------
 
 
-def _newest(predictions: dict[str, dict]) -> dict | None:
-    if not predictions:
-        return None
-    return max(predictions.values(), key=lambda p: (p.get("served_at") or "", p.get("model") or ""))
-
-
 def _decode_hash(raw: dict) -> dict[str, dict]:
     return {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in sorted(raw.items())}
 
@@ -129,12 +125,6 @@ def latest_predictions(client: redis.Redis, prefix: str, entity: str) -> dict[st
     return _decode_hash(client.hgetall(predictions_key(prefix, entity)))
 
 
-def latest_prediction(client: redis.Redis, prefix: str, entity: str, model: str | None = None) -> dict | None:
-    """The entity's latest prediction of ``model`` (default: of any model, newest served)."""
-    predictions = latest_predictions(client, prefix, entity)
-    return predictions.get(model) if model is not None else _newest(predictions)
-
-
 async def alatest_features(client: Any, prefix: str, entity: str) -> dict | None:
     """``latest_features`` on a ``redis.asyncio.Redis``."""
     raw = await client.get(features_key(prefix, entity))
@@ -148,7 +138,9 @@ async def alatest_predictions(client: Any, prefix: str, entity: str) -> dict[str
 
 def newest_prediction(predictions: dict[str, dict]) -> dict | None:
     """The most recently served of ``latest_predictions``' values (None if empty)."""
-    return _newest(predictions)
+    if not predictions:
+        return None
+    return max(predictions.values(), key=lambda p: (p.get("served_at") or "", p.get("model") or ""))
 
 
 # -- the writer --------------------------------------------------------------------------------
@@ -186,8 +178,6 @@ class StoreWriter:
         retry_max: float = 30.0,
         close_timeout: float = 10.0,
     ):
-        import threading
-
         self.client = client
         self.ttl_ms = max(1, round(ttl_seconds * 1000))
         self.batch_size, self.flush_interval, self.max_pending = batch_size, flush_interval, max_pending
@@ -231,9 +221,8 @@ class StoreWriter:
             self.dropped += over
 
     def wait_written(self, timeout: float) -> bool:
-        """Wait until nothing is pending (tests, shutdown); False on timeout."""
-        import time
-
+        """Wait until nothing is pending; False on timeout. For callers that read back what they
+        wrote (the flow's sink only ever ``close()``s, which writes what is pending)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._pending or self._in_flight:
@@ -245,8 +234,6 @@ class StoreWriter:
 
     def close(self) -> None:
         """Write what is pending (at most ``close_timeout`` seconds), then stop."""
-        import time
-
         with self._cond:
             self._close_by = time.monotonic() + self.close_timeout
             self._cond.notify_all()
@@ -257,8 +244,6 @@ class StoreWriter:
 
     def _take(self) -> list[tuple[tuple[str, str | None], bytes]] | None:
         """The next batch (after waiting up to flush_interval to fill it), None once closed."""
-        import time
-
         with self._cond:
             while not self._pending and self._close_by is None:
                 self._cond.wait()
@@ -301,8 +286,6 @@ class StoreWriter:
             self._trim()
 
     def _run(self) -> None:
-        import time
-
         delay = self.retry_initial
         failing_since: float | None = None
         while (batch := self._take()) is not None:
