@@ -31,6 +31,12 @@ def command(
     return p
 
 
+def options(args, *names: str) -> dict:
+    """The named options of ``args``, as keywords of the function they configure (its parameters
+    are named as the options)."""
+    return {name: getattr(args, name) for name in names}
+
+
 def kafka_settings(args):
     """The settings of a command that talks to Kafka. When the environment overrides the
     file's (or the default) broker address, says so on stderr, in one line: otherwise

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from riverrun.streams.cli.common import command, kafka_settings
+from riverrun.streams.cli.common import command, kafka_settings, options
 
 
 def add_produce(sub) -> None:
@@ -80,13 +80,7 @@ def _cmd_produce(args) -> int:
     from riverrun.streams.kafka.producer import publish_stream
 
     stream = ProduceInput(
-        events=args.events,
-        labels=args.labels,
-        synthetic=args.synthetic,
-        label_delay=args.label_delay,
-        rate=args.rate,
-        start=args.start,
-        seed=args.seed,
+        **options(args, "events", "labels", "synthetic", "label_delay", "rate", "start", "seed")
     )
     settings = kafka_settings(args)
     # The broker and both topics first: an unreachable broker fails in a second, not after a

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from riverrun.streams.cli.common import add_config, command, kafka_settings
+from riverrun.streams.cli.common import add_config, command, kafka_settings, options
 
 
 def model_arg(text: str) -> tuple[str, str]:
@@ -146,14 +146,8 @@ def _cmd_replay(args) -> int:
     models = replay_models(args.model, settings, from_kafka=args.from_kafka)
     inp = replay_source(
         settings,
-        events=args.events,
-        labels=args.labels,
-        from_kafka=args.from_kafka,
-        start_offset=args.start_offset,
-        end_offset=args.end_offset,
-        start_time=args.start_time,
-        end_time=args.end_time,
-        no_control=args.no_control,
+        **options(args, "events", "labels", "from_kafka", "no_control"),
+        **options(args, "start_offset", "end_offset", "start_time", "end_time"),
     )
     result = replay_input(
         inp,
@@ -163,11 +157,7 @@ def _cmd_replay(args) -> int:
         progress=False if args.no_progress else (True if args.progress else None),
         pass_per_run=args.pass_per_run,
         **replay_flow_options(
-            settings,
-            features=args.features,
-            feature_window=args.feature_window,
-            label_ttl=args.label_ttl,
-            segment_by=args.segment_by,
+            settings, **options(args, "features", "feature_window", "label_ttl", "segment_by")
         ),
     )
     report = result.report
