@@ -1,10 +1,19 @@
-"""What travels between the steps of the dataflow (small, picklable, no Bytewax)."""
+"""What travels between the steps of the dataflow (small, picklable, no Bytewax).
+
+The records (``RawRecord``, ``FeaturedEvent``, ``SourcedLabel``, ``ControlItem``, and the outputs
+``ServedPrediction``, ``MetricsPoint``) travel in envelopes that say where they are in the
+stream: ``SourcedRecord`` (decoded, with its source position) into the ``order`` step,
+``Numbered`` (its place in event-time order) out of it, ``ModelInput`` (for which model step) into
+the model steps. The envelopes are ``NamedTuple``s, unpacked like the plain tuples they replaced
+(which older recovery snapshots still hold); building one costs ~0.12 us more than a plain tuple,
+about 1 us an event over the eight an event and its label travel in.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -137,3 +146,66 @@ class ControlItem:
     blob: bytes | None
     reason: str
     ts: datetime
+
+
+# -- envelopes ---------------------------------------------------------------------------------
+
+
+class SourcedRecord(NamedTuple):
+    """A decoded record (``Event``, ``Label``, or an operator's ``ControlItem``) with its source
+    position: what the decode and control steps emit and the ``order`` step buffers.
+
+    Snapshots of the ``order`` step written before this class hold plain ``(record, partition,
+    offset)`` tuples; ``sourced_record`` reads them as this.
+    """
+
+    record: Event | Label | ControlItem
+    partition: int
+    offset: int
+
+
+def sourced_record(value: tuple) -> SourcedRecord:
+    """``value`` as a ``SourcedRecord``: itself, or a plain ``(record, partition, offset)`` tuple
+    restored from a snapshot written before the envelopes had names.
+
+    >>> sourced_record(("rec", 0, 7))
+    SourcedRecord(record='rec', partition=0, offset=7)
+    >>> r = SourcedRecord("rec", 0, 7)
+    >>> sourced_record(r) is r
+    True
+    """
+    return value if type(value) is SourcedRecord else SourcedRecord(*value)
+
+
+class SegmentSeq(NamedTuple):
+    """With ``[flow] segment_by``, an item's number: its segment and its place in that
+    segment's sequence (each segment's model steps restore their own order)."""
+
+    segment: str
+    seq: int
+
+
+class Numbered(NamedTuple):
+    """An item and its number in the event-time ordered stream (0, 1, 2, ...; with segments a
+    ``SegmentSeq``), from which the model step restores the order whatever the steps in between
+    did. ``item`` is the ``SourcedRecord`` out of the ``order`` step, and after the features step
+    a ``FeaturedEvent``, a ``SourcedLabel`` or a ``ControlItem``.
+
+    >>> seq, item = Numbered(3, "item")   # unpacks as the (seq, item) pair it replaced
+    >>> seq, item
+    (3, 'item')
+    """
+
+    seq: int | SegmentSeq
+    item: Any
+
+
+class ModelInput(NamedTuple):
+    """A numbered item for one model step: ``model`` names its configuration, ``instance`` the
+    step when it is one segment's instance of the model (``lr.DE``; None: the model itself).
+    ``seq`` is the item's number in that step's sequence."""
+
+    model: str
+    seq: int
+    item: FeaturedEvent | SourcedLabel | ControlItem
+    instance: str | None = None

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
+
+from riverrun.streams.core.items import Numbered
 
 LABEL = 0  # labels sort before events at equal time
 EVENT = 1
@@ -170,6 +172,11 @@ class EventTimeOrderer:
                 seen[p] = now
         self.blocked_since = now if self._heap else None
 
+    def map_payloads(self, fn: Callable[[Any], Any]) -> None:
+        """Replace each buffered payload by ``fn(payload)`` (restoring a snapshot written with
+        an older payload type); the order is kept (payloads are never compared)."""
+        self._heap = [item._replace(payload=fn(item.payload)) for item in self._heap]
+
     def deadline(self) -> float | None:
         """Wall-clock time of the next idleness check while items wait (None: no check)."""
         if self.max_wait_seconds is None or not self._heap:
@@ -198,14 +205,15 @@ class EventTimeOrderer:
 
 
 class Sequencer:
-    """``EventTimeOrderer`` plus numbering: released items come out as ``(0, a), (1, b), ...``.
+    """``EventTimeOrderer`` plus numbering: released items come out as ``Numbered(0, a),
+    Numbered(1, b), ...``.
 
     Steps after it may permute items (a keyed step groups a batch by key, workers interleave);
     the contiguous numbers let the model step restore the exact order.
 
     >>> s = Sequencer()
     >>> s.push(LABEL, 5.0, 0, 0, "l0") + s.push(EVENT, 6.0, 0, 0, "e0") + s.flush()
-    [(0, 'l0'), (1, 'e0')]
+    [Numbered(seq=0, item='l0'), Numbered(seq=1, item='e0')]
     """
 
     def __init__(
@@ -216,10 +224,10 @@ class Sequencer:
         self.orderer = EventTimeOrderer(max_wait_seconds, partitions)
         self.next_seq = 0
 
-    def _number(self, released: list[Sequenced]) -> list[tuple[int, Any]]:
+    def _number(self, released: list[Sequenced]) -> list[Numbered]:
         out = []
         for item in released:
-            out.append((self.next_seq, item.payload))
+            out.append(Numbered(self.next_seq, item.payload))
             self.next_seq += 1
         return out
 
@@ -231,14 +239,18 @@ class Sequencer:
         offset: int,
         payload: Any,
         now: float | None = None,
-    ) -> list[tuple[int, Any]]:
+    ) -> list[Numbered]:
         return self._number(self.orderer.push(Sequenced(ts, kind, partition, offset, payload), now))
 
-    def on_timeout(self, now: float) -> list[tuple[int, Any]]:
+    def on_timeout(self, now: float) -> list[Numbered]:
         return self._number(self.orderer.on_timeout(now))
 
     def deadline(self) -> float | None:
         return self.orderer.deadline()
 
-    def flush(self) -> list[tuple[int, Any]]:
+    def flush(self) -> list[Numbered]:
         return self._number(self.orderer.flush())
+
+    def map_payloads(self, fn: Callable[[Any], Any]) -> None:
+        """See ``EventTimeOrderer.map_payloads``."""
+        self.orderer.map_payloads(fn)

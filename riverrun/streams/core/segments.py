@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from riverrun.schemas import Event
@@ -113,6 +114,12 @@ class SegmentRouter:
             early.popitem(last=False)
             expired += [(label, payload) for _expires, label, payload in waiting]
         return expired
+
+    def map_payloads(self, fn: Callable[[Any], Any]) -> None:
+        """Replace the payload of each waiting label by ``fn(payload)`` (restoring a snapshot
+        written with an older payload type)."""
+        for waiting in self._early.values():
+            waiting[:] = [(expires, label, fn(payload)) for expires, label, payload in waiting]
 
     @property
     def n_waiting(self) -> int:

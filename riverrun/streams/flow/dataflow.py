@@ -16,7 +16,9 @@ that replay and unit tests use unchanged.
                                                 checkpoints + audit (registry)
 
 The ``order`` step merges the inputs into event-time order and numbers the items; the model step
-restores that exact sequence whatever the steps in between did.
+restores that exact sequence whatever the steps in between did. Between the steps records travel
+in the envelopes of ``core.items``: ``SourcedRecord`` (decoded, with its source position) into
+``order``, ``Numbered`` out of it, ``ModelInput`` into ``model``.
 
 Step ids are part of the recovery state: renaming one is a migration.
 """
@@ -57,9 +59,14 @@ from riverrun.streams.core.items import (
     ControlItem,
     FeaturedEvent,
     MetricsPoint,
+    ModelInput,
+    Numbered,
     RawRecord,
+    SegmentSeq,
     ServedPrediction,
     SourcedLabel,
+    SourcedRecord,
+    sourced_record,
     stamp_received,
 )
 from riverrun.streams.core.modelstep import ModelStep, StepConfig
@@ -102,9 +109,9 @@ class FlowSinks:
 
 
 def make_decoder(max_bytes: int):
-    """RawRecord -> (record, partition, offset), or its DeadLetter."""
+    """RawRecord -> its SourcedRecord, or its DeadLetter."""
 
-    def decode(raw: RawRecord) -> Event | Label | DeadLetter | tuple:
+    def decode(raw: RawRecord) -> SourcedRecord | DeadLetter:
         value = raw.value
         if isinstance(value, Event | Label):
             record = value
@@ -116,7 +123,7 @@ def make_decoder(max_bytes: int):
             return record
         if raw.received_at is not None and isinstance(record, Event):
             stamp_received(record, raw.received_at)  # the start of the prediction latency
-        return (record, raw.origin.partition or 0, raw.origin.offset or 0)
+        return SourcedRecord(record, raw.origin.partition or 0, raw.origin.offset or 0)
 
     return decode
 
@@ -148,11 +155,10 @@ class _FeaturesLogic(StatefulLogic):
     def __init__(self, state: EntityFeatures):
         self.state = state
 
-    def on_item(self, numbered: tuple):
-        seq, (event, partition, offset) = numbered
-        return [
-            (seq, FeaturedEvent(event, self.state.transform(event), partition, offset))
-        ], StatefulLogic.RETAIN
+    def on_item(self, numbered: Numbered):
+        event, partition, offset = numbered.item
+        featured = FeaturedEvent(event, self.state.transform(event), partition, offset)
+        return [Numbered(numbered.seq, featured)], StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -165,20 +171,20 @@ def _features_builder(window_seconds: float) -> Callable[[bytes | None], _Featur
     return build
 
 
-def _no_features_or_label(numbered: tuple) -> tuple:
-    seq, (record, partition, offset) = numbered
+def _no_features_or_label(numbered: Numbered) -> Numbered:
+    record, partition, offset = numbered.item
     if isinstance(record, Event):
-        return seq, FeaturedEvent(record, identity_features(record), partition, offset)
+        return Numbered(numbered.seq, FeaturedEvent(record, identity_features(record), partition, offset))
     if isinstance(record, ControlItem):
-        return seq, record
-    return seq, SourcedLabel(record, partition, offset)
+        return Numbered(numbered.seq, record)
+    return Numbered(numbered.seq, SourcedLabel(record, partition, offset))
 
 
-def _sourced_label(numbered: tuple) -> tuple:
-    seq, (record, partition, offset) = numbered
+def _sourced_label(numbered: Numbered) -> Numbered:
+    record, partition, offset = numbered.item
     if isinstance(record, ControlItem):
-        return seq, record
-    return seq, SourcedLabel(record, partition, offset)
+        return Numbered(numbered.seq, record)
+    return Numbered(numbered.seq, SourcedLabel(record, partition, offset))
 
 
 #: Control partitions are numbered apart from the labels' (both order like labels).
@@ -188,13 +194,14 @@ CONTROL_PARTITION_BASE = 1_000_000
 def _control_step(loader, metrics: FlowMetrics | None = None):
     counted = None if metrics is None else metrics.records.labels("control")
 
-    def step(raw: RawRecord):
+    def step(raw: RawRecord) -> SourcedRecord | DeadLetter:
         if counted is not None:
             counted.inc()
         item = loader(raw)
         if isinstance(item, DeadLetter):
             return item
-        return (item, CONTROL_PARTITION_BASE + (raw.origin.partition or 0), raw.origin.offset or 0)
+        partition = CONTROL_PARTITION_BASE + (raw.origin.partition or 0)
+        return SourcedRecord(item, partition, raw.origin.offset or 0)
 
     return step
 
@@ -215,24 +222,24 @@ class _OrderLogic(StatefulLogic):
         self._finite = finite
         self._label_topic = label_topic
 
-    def on_item(self, value):
+    def on_item(self, value: SourcedRecord):
         record, partition, offset = value
         kind = EVENT if isinstance(record, Event) else LABEL
         out = self.sequencer.push(kind, record.ts.timestamp(), partition, offset, value, time.time())
         return self._route(out), StatefulLogic.RETAIN
 
-    def _route(self, released: list) -> list:
-        """``(seq, value)`` as released, or with segments ``((segment, n), value)`` and the dead
-        letters of labels whose event never came."""
+    def _route(self, released: list[Numbered]) -> list[Numbered | DeadLetter]:
+        """The items as released, or with segments numbered per segment (``SegmentSeq``) and
+        the dead letters of labels whose event never came."""
         router = self.router
         if router is None:
             return released
         out: list = []
         for _seq, value in released:
-            record = value[0]
+            record, _partition, _offset = value
             if isinstance(record, ControlItem):  # as in the model step, commands expire nothing
                 # (a Kafka-range replay's end-of-range marker is at year 9999)
-                out += [((segment, n), v) for segment, n, v in router.route_everywhere(value)]
+                out += [Numbered(SegmentSeq(s, n), v) for s, n, v in router.route_everywhere(value)]
                 continue
             ts = record.ts.timestamp()
             for label, (_, partition, offset) in router.expire(ts):
@@ -242,7 +249,7 @@ class _OrderLogic(StatefulLogic):
                 routed = router.route_event(record, ts, value)
             else:
                 routed = router.route_label(record, ts, value)
-            out += [((segment, n), v) for segment, n, v in routed]
+            out += [Numbered(SegmentSeq(segment, n), v) for segment, n, v in routed]
         return out
 
     def on_notify(self):
@@ -328,14 +335,13 @@ class _ModelLogic(StatefulLogic):
         self._published_at = 0.0
         self._view_at = time.time()  # wall clock of the numbers the metrics show (snapshotted)
 
-    def on_item(self, value):
-        model, (seq, item) = value[:2]
+    def on_item(self, value: ModelInput):
         if self.step is None:
-            config = self._configs[model]
-            if len(value) > 2:  # a segment's instance: named by its key (lr.DE)
-                config = replace(config, model=value[2])
+            config = self._configs[value.model]
+            if value.instance is not None:  # a segment's instance: named by its key (lr.DE)
+                config = replace(config, model=value.instance)
             self.step = ModelStep(config)
-        out = self.step.on_item(seq, item)
+        out = self.step.on_item(value.seq, value.item)
         if self._metrics is not None:
             self._countdown -= 1
             if self._countdown <= 0:
@@ -442,6 +448,10 @@ def build_dataflow(
         else:
             state = recovery.loads(resume)
             sequencer, router = state if isinstance(state, tuple) else (state, None)
+            # snapshots written before the envelopes had names buffer plain tuples
+            sequencer.map_payloads(sourced_record)
+            if router is not None:
+                router.map_payloads(sourced_record)
             sequencer.orderer.resumed(time.time())
         return _OrderLogic(sequencer, spec.finite, router, label_topic)
 
@@ -451,8 +461,8 @@ def build_dataflow(
         bad_records = op.merge("bad_or_unrouted", bad_records, unrouted.trues)
         ordered = unrouted.falses
     if spec.features == "default":
-        split = op.branch("split_ordered", ordered, lambda n: isinstance(n[1][0], Event))
-        by_entity = op.key_on("by_entity", split.trues, lambda n: n[1][0].entity)
+        split = op.branch("split_ordered", ordered, lambda n: isinstance(n.item.record, Event))
+        by_entity = op.key_on("by_entity", split.trues, lambda n: n.item.record.entity)
         featured = op.stateful("features", by_entity, _features_builder(spec.feature_window_seconds))
         featured = op.key_rm("features_unkey", featured)
         sourced_labels = op.map("labels_sourced", split.falses, _sourced_label)
@@ -461,25 +471,32 @@ def build_dataflow(
         both = op.map("features", ordered, _no_features_or_label)
     if sinks.features is not None:
         featured_only = op.filter_map(
-            "featured_only", both, lambda n: n[1] if isinstance(n[1], FeaturedEvent) else None
+            "featured_only", both, lambda n: n.item if isinstance(n.item, FeaturedEvent) else None
         )
         op.output("features_out", featured_only, sinks.features)
     if spec.segment_by is not None:  # one key per model and segment: lr.DE, lr.FR, ...
         field = spec.segment_by
 
-        def to_segments(item):
-            (segment, n), rest = item
-            if isinstance(rest, FeaturedEvent) and field in rest.x:  # the key, not a feature
-                x = {k: v for k, v in rest.x.items() if k != field}
-                rest = FeaturedEvent(rest.event, x, rest.partition, rest.offset)
-            return [(f"{m}.{segment}", (m, (n, rest), f"{m}.{segment}")) for m in models]
+        def to_segments(numbered: Numbered) -> list[tuple[str, ModelInput]]:
+            segment, seq = numbered.seq
+            item = numbered.item
+            if isinstance(item, FeaturedEvent) and field in item.x:  # the key, not a feature
+                x = {k: v for k, v in item.x.items() if k != field}
+                item = FeaturedEvent(item.event, x, item.partition, item.offset)
+            keyed = []
+            for m in models:
+                instance = f"{m}.{segment}"  # the key of the model step: lr.DE
+                keyed.append((instance, ModelInput(m, seq, item, instance)))
+            return keyed
 
         routed = op.flat_map("route_to_models", both, to_segments)
     elif len(models) == 1:
         (only,) = models
-        routed = op.map("route_to_models", both, lambda item: (only, (only, item)))
+        routed = op.map("route_to_models", both, lambda n: (only, ModelInput(only, n.seq, n.item)))
     else:
-        routed = op.flat_map("route_to_models", both, lambda item: [(m, (m, item)) for m in models])
+        routed = op.flat_map(
+            "route_to_models", both, lambda n: [(m, ModelInput(m, n.seq, n.item)) for m in models]
+        )
 
     def builder(resume: bytes | None) -> _ModelLogic:
         if resume is None:
