@@ -441,10 +441,11 @@ def run_live(
     stop = StopSignal()
     stop.install()  # SIGTERM/SIGINT: drain, final snapshot, exit 0
     resumed = recovery_point(Path(r.directory)) if r.enabled else None
+    flow = build_live_flow(settings, stop, metrics, shard)  # checks the registry: fails before "started"
     _say(start_line(settings, metrics, resumed, shard))
     log.info("riverrun run: running; SIGTERM or Ctrl-C stops it gracefully (final snapshot)")
     run_cluster(
-        build_live_flow(settings, stop, metrics, shard),
+        flow,
         workers=workers or settings.workers,
         process_id=process_id,
         addresses=None if shard is not None else addresses,
