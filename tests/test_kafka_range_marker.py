@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from riverrun.schemas import DeadLetter, Event, Label, Origin
-from riverrun.streams.backtest.replay import END_OF_RANGE_TS, _ending
+from riverrun.streams.backtest.inputs import END_OF_RANGE_TS, ending_loader
 from riverrun.streams.core.control import control_loader
 from riverrun.streams.core.items import ControlItem, RawRecord
 from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
@@ -20,7 +20,7 @@ T0 = 1_704_067_200.0
 
 
 def _released_before_the_end(with_marker: bool) -> tuple[int, list]:
-    step = _control_step(_ending(control_loader(None)))
+    step = _control_step(ending_loader(control_loader(None)))
     command = json.dumps({"model": "lr", "command": "checkpoint", "ts": T0 + 5}).encode()
     control = [RawRecord("control", command, Origin("control", 0, 0))]
     if with_marker:
@@ -57,7 +57,7 @@ def test_the_end_marker_expires_no_label_waiting_for_its_event():
     at = datetime.fromtimestamp(T0, UTC)
     seen = Event(event_id="e0", entity="u", ts=at, features={"country": "DE"})
     early = Label(event_id="e1", label=True, ts=at)  # its event is not in the stream (yet)
-    marker = _ending(control_loader(None))(RawRecord("control", EndOfRange(), Origin("control", 0, 0)))
+    marker = ending_loader(control_loader(None))(RawRecord("control", EndOfRange(), Origin("control", 0, 0)))
     routed = logic._route([(0, (seen, 0, 0)), (1, (early, 0, 0)), (2, (marker, CONTROL_PARTITION_BASE, 1))])
     assert [key for key, _ in routed] == [("DE", 0), ("DE", 1)]  # the event, then the marker
     assert router.n_waiting == 1

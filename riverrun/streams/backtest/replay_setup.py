@@ -13,7 +13,7 @@ from typing import Any
 from riverrun.errors import RiverrunError
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.schemas import DEFAULT_MAX_BYTES
-from riverrun.streams.backtest.replay import ReplayInput, file_input, kafka_input
+from riverrun.streams.backtest.inputs import ReplayInput, file_input, kafka_input
 from riverrun.streams.core.join import LABEL_TTL_SECONDS
 from riverrun.streams.settings import Settings
 
