@@ -91,7 +91,7 @@ def pending_step_bytes(events, n: int, features: str = "default") -> float:
 
 def arf_snapshot(events, labels, n: int) -> dict[str, float]:
     """An ``arf`` model step (River's ``ARFClassifier(seed=42)``, lifecycle off) after ``n``
-    events and their labels: ``pickle.dumps`` bytes and ms (what ``_ModelLogic.snapshot``
+    events and their labels: ``pickle.dumps`` bytes and ms (what ``ModelLogic.snapshot``
     does), ``copy.deepcopy`` ms (what Bytewax's ``stateful_map`` would do instead), and the
     ``rebuilt`` copy the snapshot serves afterwards."""
     step = ModelStep(StepConfig(model="arf", recipe="arf"))

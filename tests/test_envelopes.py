@@ -18,9 +18,10 @@ from riverrun.streams.core.items import (
 from riverrun.streams.core.modelstep import StepConfig
 from riverrun.streams.core.ordering import EVENT, Sequencer
 from riverrun.streams.core.segments import SegmentRouter
-from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, _OrderLogic, build_dataflow, make_decoder
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.sinks import CallbackSink
 from riverrun.streams.flow.sources import MemorySource
+from riverrun.streams.flow.steps import OrderLogic, make_decoder
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -40,7 +41,7 @@ def test_decode_emits_a_sourced_record_at_its_source_position():
 
 
 def test_the_order_step_numbers_sourced_records():
-    logic = _OrderLogic(Sequencer(None, ((0,), (0,))), finite=True)
+    logic = OrderLogic(Sequencer(None, ((0,), (0,))), finite=True)
     label = SourcedRecord(Label(event_id="e1", label=True, ts=T), 0, 0)
     event = SourcedRecord(_event("e1"), 0, 0)
     out = logic.on_item(event)[0] + logic.on_item(label)[0] + logic.on_eof()[0]
@@ -49,7 +50,7 @@ def test_the_order_step_numbers_sourced_records():
 
 
 def test_with_segments_items_are_numbered_per_segment():
-    logic = _OrderLogic(Sequencer(None, ((0,), (0,))), finite=True, router=SegmentRouter("country", 60))
+    logic = OrderLogic(Sequencer(None, ((0,), (0,))), finite=True, router=SegmentRouter("country", 60))
     out = [
         n
         for i, c in enumerate("DFD")

@@ -13,14 +13,14 @@ from riverrun.streams.core.control import control_loader
 from riverrun.streams.core.items import ControlItem, RawRecord
 from riverrun.streams.core.ordering import EVENT, LABEL, Sequencer
 from riverrun.streams.core.segments import SegmentRouter
-from riverrun.streams.flow.dataflow import CONTROL_PARTITION_BASE, _control_step, _OrderLogic
+from riverrun.streams.flow.steps import CONTROL_PARTITION_BASE, OrderLogic, control_step
 from riverrun.streams.kafka.range import EndOfRange
 
 T0 = 1_704_067_200.0
 
 
 def _released_before_the_end(with_marker: bool) -> tuple[int, list]:
-    step = _control_step(ending_loader(control_loader(None)))
+    step = control_step(ending_loader(control_loader(None)))
     command = json.dumps({"model": "lr", "command": "checkpoint", "ts": T0 + 5}).encode()
     control = [RawRecord("control", command, Origin("control", 0, 0))]
     if with_marker:
@@ -53,7 +53,7 @@ def test_the_end_marker_expires_no_label_waiting_for_its_event():
     segment. The marker (year 9999) goes to every segment but expires nothing, as no command does
     in the model step either: only the event time of events and labels expires what waits."""
     router = SegmentRouter("country", ttl_seconds=60)
-    logic = _OrderLogic(Sequencer(None, ((0,), (0,))), finite=True, router=router)
+    logic = OrderLogic(Sequencer(None, ((0,), (0,))), finite=True, router=router)
     at = datetime.fromtimestamp(T0, UTC)
     seen = Event(event_id="e0", entity="u", ts=at, features={"country": "DE"})
     early = Label(event_id="e1", label=True, ts=at)  # its event is not in the stream (yet)

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from riverrun.streams.flow.dataflow import lean_gc
+from riverrun.streams.flow.runtime import lean_gc
 
 
 def test_lean_gc_freezes_and_restores_even_on_error():

@@ -11,7 +11,8 @@ from pathlib import Path
 from riverrun.streams.backtest.replay import NO_TIME, replay
 from riverrun.streams.cli import main
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
+from riverrun.streams.flow.runtime import run_in_process
 from riverrun.streams.flow.sinks import CallbackSink
 from riverrun.streams.flow.sources import MemorySource
 from tests.harness.oracle import write_jsonl

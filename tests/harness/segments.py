@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from riverrun.schemas import Event, Label
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
+from riverrun.streams.flow.runtime import run_in_process
 from riverrun.streams.flow.sinks import CallbackSink
 from riverrun.streams.flow.sources import MemorySource
 

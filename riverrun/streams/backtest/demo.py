@@ -28,8 +28,9 @@ from riverrun.streams.backtest.scenarios import Scenario
 from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.core.items import MetricsPoint
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.registry_sink import RegistrySink
+from riverrun.streams.flow.runtime import run_in_process
 from riverrun.streams.flow.sinks import CallbackSink, to_json
 from riverrun.streams.flow.sources import MemorySource
 

@@ -51,8 +51,9 @@ from riverrun.streams.core.features import FeatureMode
 from riverrun.streams.core.items import MetricsPoint
 from riverrun.streams.core.join import LABEL_TTL_SECONDS
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow, run_in_process
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.metrics import FlowMetrics
+from riverrun.streams.flow.runtime import run_in_process
 from riverrun.streams.flow.sinks import CallbackSink, to_json
 
 #: Dead-letter reasons the model steps give (once per run); the others come from decoding the

@@ -84,18 +84,14 @@ from bytewax.outputs import Sink
 from riverrun.errors import ConfigError
 from riverrun.streams.core.control import control_loader
 from riverrun.streams.core.modelstep import StepConfig
-from riverrun.streams.flow.dataflow import (
-    FlowSinks,
-    FlowSpec,
-    build_dataflow,
-    read_model_snapshot,
-    run_cluster,
-)
+from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.metrics import FlowMetrics, serve
 from riverrun.streams.flow.registry_sink import RegistrySink
+from riverrun.streams.flow.runtime import run_cluster
 from riverrun.streams.flow.shards import Shard
 from riverrun.streams.flow.sinks import metered
 from riverrun.streams.flow.sources import StoppableSource, StopSignal
+from riverrun.streams.flow.steps import read_model_snapshot
 from riverrun.streams.kafka.admin import partitions_of, require_topics
 from riverrun.streams.kafka.sink import KafkaRecordSink
 from riverrun.streams.kafka.source import kafka_source
