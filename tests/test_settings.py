@@ -222,7 +222,7 @@ def test_bootstrap_origin_says_when_the_environment_overrides_the_file(tmp_path,
 
 
 def test_config_for_gives_each_client_its_own_properties():
-    from riverrun.streams.settings import CONSUMER_ONLY, PRODUCER_ONLY, config_for
+    from riverrun.streams.kafka.config import CONSUMER_ONLY, PRODUCER_ONLY, config_for
 
     s = Settings(kafka={"extra": {"fetch.wait.max.ms": "10", "linger.ms": "2", "client.id": "rr"}})
     conf = s.kafka.client_config()

@@ -26,12 +26,12 @@ from riverrun.schemas import DeadLetter, ModelEvent
 from riverrun.streams.backtest.report import action_markers, actions_summary, plot_metrics, write_report
 from riverrun.streams.backtest.scenarios import Scenario
 from riverrun.streams.backtest.synth import to_records
-from riverrun.streams.core.items import MetricsPoint
+from riverrun.streams.core.items import MetricsPoint, to_json
 from riverrun.streams.core.modelstep import StepConfig
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.registry_sink import RegistrySink
 from riverrun.streams.flow.runtime import run_in_process
-from riverrun.streams.flow.sinks import CallbackSink, to_json
+from riverrun.streams.flow.sinks import CallbackSink
 from riverrun.streams.flow.sources import MemorySource
 
 #: Malformed events mixed into the demo stream: they must reach the dead letters, nothing else.

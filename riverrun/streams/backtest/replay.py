@@ -48,13 +48,13 @@ from riverrun.streams.backtest.report import (
     write_report,
 )
 from riverrun.streams.core.features import FeatureMode
-from riverrun.streams.core.items import MetricsPoint
+from riverrun.streams.core.items import MetricsPoint, to_json
 from riverrun.streams.core.join import LABEL_TTL_SECONDS
 from riverrun.streams.core.modelstep import StepConfig
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.metrics import FlowMetrics
 from riverrun.streams.flow.runtime import run_in_process
-from riverrun.streams.flow.sinks import CallbackSink, to_json
+from riverrun.streams.flow.sinks import CallbackSink
 
 #: Dead-letter reasons the model steps give (once per run); the others come from decoding the
 #: input, which a pass per run would repeat.

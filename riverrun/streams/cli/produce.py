@@ -1,6 +1,6 @@
 """The data commands: ``produce`` (a recorded or synthetic stream to Kafka), ``topics create``,
 ``generate`` (a sample stream as JSON Lines) and ``schemas export`` (the data contracts). What
-``produce``'s options make is ``kafka.produce_input``'s."""
+``produce``'s options make is ``backtest.produce_input``'s."""
 
 from __future__ import annotations
 
@@ -75,8 +75,8 @@ def add_generate(sub) -> None:
 
 
 def _cmd_produce(args) -> int:
+    from riverrun.streams.backtest.produce_input import ProduceInput
     from riverrun.streams.kafka.admin import require_topics
-    from riverrun.streams.kafka.produce_input import ProduceInput
     from riverrun.streams.kafka.producer import publish_stream
 
     stream = ProduceInput(
@@ -125,7 +125,7 @@ def _cmd_schemas(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from riverrun.streams.kafka.produce_input import sample_stream
+    from riverrun.streams.backtest.produce_input import sample_stream
 
     events, labels = sample_stream(args.n, seed=args.seed, label_delay=args.label_delay)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -209,3 +209,9 @@ class ModelInput(NamedTuple):
     seq: int
     item: FeaturedEvent | SourcedLabel | ControlItem
     instance: str | None = None
+
+
+def to_json(record) -> bytes:
+    """JSON bytes of a record: a pydantic model, or a hot-path record with ``to_json()``."""
+    fast = getattr(record, "to_json", None)
+    return fast() if fast is not None else record.model_dump_json().encode()

@@ -1,6 +1,6 @@
 """Bytewax sinks that hand batches to a callback, and a wrapper that meters what a sink wrote;
-``to_json`` and ``sink_key``, how records are written and keyed. Kafka's sink is
-``streams.kafka.sink``."""
+``sink_key``, how records are keyed. Kafka's sink is ``streams.kafka.sink``; records are written as
+``core.items.to_json``."""
 
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ from bytewax.outputs import (
     StatefulSinkPartition,
     StatelessSinkPartition,
 )
-
-
-def to_json(record) -> bytes:
-    """JSON bytes of a record: a pydantic model, or a hot-path record with ``to_json()``."""
-    fast = getattr(record, "to_json", None)
-    return fast() if fast is not None else record.model_dump_json().encode()
 
 
 class _CallbackPartition(StatelessSinkPartition[Any]):

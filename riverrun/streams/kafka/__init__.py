@@ -1,3 +1,5 @@
-"""Every Kafka client in one place: ``admin`` (broker checks, topics, the tailing source, stream
-publishing), ``range`` (reading a topic range for replay), ``publishers`` (the gateway's
-acknowledged producers). Imports ``core.items`` for the records it yields, nothing of ``flow``."""
+"""Every Kafka client in one place: ``admin`` (broker checks that fail fast, topics, partitions),
+``config`` (librdkafka properties by client role), ``source`` (the dataflow's tailing source),
+``range`` (a topic range for replay), ``producer`` (the acknowledged producer, publishing a
+recorded stream), ``sink`` (the dataflow's Kafka sink), ``publishers`` (the gateway's producers).
+Imports ``core`` for the records it yields and ``settings``, nothing of ``flow``."""

@@ -14,7 +14,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riverrun.errors import ConfigError, ServiceUnavailable
-from riverrun.streams.settings import Settings, config_for
+from riverrun.streams.kafka.config import config_for
+from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

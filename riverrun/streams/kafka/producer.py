@@ -15,7 +15,8 @@ from confluent_kafka import (
 
 from riverrun.errors import DeliveryError
 from riverrun.schemas import Event, Label
-from riverrun.streams.settings import Settings, config_for
+from riverrun.streams.kafka.config import config_for
+from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from riverrun.errors import ConfigError
 from riverrun.schemas import Origin
 from riverrun.streams.core.items import Kind, RawRecord
-from riverrun.streams.settings import config_for
+from riverrun.streams.kafka.config import config_for
 
 _ITEM = re.compile(r"^(?:(events|labels|control)(?::(\d+))?=)?(\d+)$")
 

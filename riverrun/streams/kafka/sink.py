@@ -9,7 +9,7 @@ from bytewax.outputs import (
 from pydantic import BaseModel
 
 from riverrun.schemas import DeadLetter, ModelEvent
-from riverrun.streams.flow.sinks import to_json
+from riverrun.streams.core.items import to_json
 from riverrun.streams.kafka.producer import VerifiedProducer
 
 

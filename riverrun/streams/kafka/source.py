@@ -20,7 +20,8 @@ from confluent_kafka.admin import AdminClient
 from riverrun.schemas import Origin
 from riverrun.streams.core.items import Kind, RawRecord
 from riverrun.streams.kafka.admin import partition_ids
-from riverrun.streams.settings import Settings, config_for
+from riverrun.streams.kafka.config import config_for
+from riverrun.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
