@@ -267,6 +267,11 @@ class MetricsSettings(_Section):
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
+#: How long an entity's latest features and predictions stay in the online store after their last
+#: write: a day, as the label TTL (an entity quiet for longer is as new).
+ONLINE_STORE_TTL_SECONDS = 86_400.0
+
+
 class OnlineStoreSettings(_Section):
     """The online store in Redis (``redis_url``): the latest feature vector of every entity,
     written by ``riverrun run`` in pipelined batches from a thread of its own, and the latest
@@ -275,7 +280,7 @@ class OnlineStoreSettings(_Section):
 
     enabled: bool = Field(False, description="riverrun run writes featured events to Redis")
     key_prefix: str = "riverrun:online"
-    ttl_seconds: float = Field(86_400.0, gt=0)
+    ttl_seconds: float = Field(ONLINE_STORE_TTL_SECONDS, gt=0)
     batch_size: int = Field(500, ge=1, description="entries per Redis pipeline")
     flush_interval_ms: float = Field(50.0, ge=0, description="longest wait to fill a batch")
     max_pending: int = Field(100_000, ge=1, description="entities waiting; past it the oldest drop")

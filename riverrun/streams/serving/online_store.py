@@ -37,6 +37,7 @@ from redis.retry import Retry
 
 from riverrun.schemas import Prediction
 from riverrun.streams.core.items import FeaturedEvent, ServedPrediction
+from riverrun.streams.settings import ONLINE_STORE_TTL_SECONDS
 
 if TYPE_CHECKING:
     from riverrun.streams.settings import Settings
@@ -351,7 +352,7 @@ class FeatureStoreSink(DynamicSink):
         self,
         url: str,
         prefix: str = "riverrun:online",
-        ttl_seconds: float = 86_400.0,
+        ttl_seconds: float = ONLINE_STORE_TTL_SECONDS,
         batch_size: int = 500,
         flush_interval: float = 0.05,
         max_pending: int = 100_000,
