@@ -28,7 +28,6 @@ import contextlib
 import math
 import pickle
 import random
-import sqlite3
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from typing import Any
 
 from riverrun.schemas import Event, Label
 from riverrun.streams.backtest.synth import drifting_agrawal, to_records
+from riverrun.streams.flow import recovery
 from riverrun.streams.kafka.producer import publish_stream
 from riverrun.streams.settings import Settings
 from tests.harness.flows import FlowCluster, wait_running
@@ -121,25 +121,9 @@ def wait_for_snapshot_write(state_dir: Path, timeout: float = 5.0) -> bool:
 
 
 def resume_epoch(state_dir: Path) -> int:
-    """The epoch a restart of the flow would resume from, computed as Bytewax 0.21 does: the
-    lowest worker frontier of the newest execution over all recovery partitions. Snapshots at
-    this epoch or later belong to epochs that never completed (a kill during a snapshot write
-    leaves some behind) and are ignored by Bytewax on resume."""
-    exs: dict[int, tuple[int, int]] = {}
-    fronts: dict[tuple[int, int], int] = {}
-    for part in sorted(state_dir.glob("part-*.sqlite3")):
-        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
-            for ex_num, workers, resume in db.execute("SELECT ex_num, worker_count, resume_epoch FROM exs"):
-                exs[ex_num] = (workers, resume)
-            for ex_num, worker, frontier in db.execute(
-                "SELECT ex_num, worker_index, worker_frontier FROM fronts"
-            ):
-                fronts[(ex_num, worker)] = max(frontier, fronts.get((ex_num, worker), frontier))
-    if not exs:
-        return 0
-    last = max(exs)
-    workers, default = exs[last]
-    return min(max(fronts.get((last, w), default), default) for w in range(workers))
+    """The epoch a restart of the flow would resume from (0: none yet); see
+    ``riverrun.streams.flow.recovery.resume_epoch``."""
+    return recovery.resume_epoch(state_dir) or 0
 
 
 def latest_snapshot(state_dir: Path, step: str = "model") -> dict[str, Any]:
@@ -148,25 +132,8 @@ def latest_snapshot(state_dir: Path, step: str = "model") -> dict[str, Any]:
     ``{model: ModelStep}``).
 
     Read this only from a stopped flow's directory, which you trust: it holds pickles."""
-    before = resume_epoch(state_dir)
-    best: dict[str, tuple[int, bytes | None]] = {}
-    for part in sorted(state_dir.glob("part-*.sqlite3")):
-        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
-            rows = db.execute(
-                "SELECT step_id, state_key, snap_epoch, ser_change FROM snaps "
-                "WHERE (step_id LIKE ? OR step_id LIKE ?) AND snap_epoch < ?",
-                (f"%.{step}", f"%.{step}.stateful_batch", before),
-            ).fetchall()
-        for _step_id, key, epoch, blob in rows:
-            if key not in best or epoch > best[key][0]:
-                best[key] = (epoch, blob)
-    out = {}
-    for key, (_epoch, blob) in best.items():
-        if blob is None:
-            continue
-        state = pickle.loads(blob)
-        out[key] = pickle.loads(state) if isinstance(state, bytes) else state
-    return out
+    snapshots = recovery.resumed_snapshots(state_dir, step, resume_epoch(state_dir))
+    return {key: recovery.loads(s) if isinstance(s, bytes) else s for key, s in snapshots.items()}
 
 
 # -- comparing final states --------------------------------------------------------------------

@@ -70,8 +70,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
-import sqlite3
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -84,6 +82,7 @@ from bytewax.outputs import Sink
 from riverrun.errors import ConfigError
 from riverrun.streams.core.control import control_loader
 from riverrun.streams.core.modelstep import StepConfig
+from riverrun.streams.flow import recovery
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.metrics import FlowMetrics, serve
 from riverrun.streams.flow.registry_sink import RegistrySink
@@ -313,38 +312,11 @@ def recovery_point(directory: Path) -> RecoveryPoint:
     worker frontier of the newest execution over all partitions), and the version each model
     step had in its snapshot before that epoch. Reads our own trusted recovery directory (it
     holds pickles); a directory without partitions resumes nothing."""
-    parts = sorted(Path(directory).glob("part-*.sqlite3"))
-    executions: dict[int, tuple[int, int]] = {}
-    fronts: dict[tuple[int, int], int] = {}
-    for part in parts:
-        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
-            for ex_num, workers, resume in db.execute("SELECT ex_num, worker_count, resume_epoch FROM exs"):
-                executions[ex_num] = (workers, resume)
-            for ex_num, worker, frontier in db.execute(
-                "SELECT ex_num, worker_index, worker_frontier FROM fronts"
-            ):
-                fronts[(ex_num, worker)] = max(frontier, fronts.get((ex_num, worker), frontier))
-    if not executions:
+    epoch = recovery.resume_epoch(directory)
+    if epoch is None:
         return RecoveryPoint()
-    last = max(executions)
-    workers, default = executions[last]
-    epoch = min(max(fronts.get((last, w), default), default) for w in range(workers))
-    newest: dict[str, tuple[int, bytes | None]] = {}
-    for part in parts:
-        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
-            rows = db.execute(
-                "SELECT state_key, snap_epoch, ser_change FROM snaps "
-                "WHERE (step_id LIKE '%.model' OR step_id LIKE '%.model.stateful_batch') AND snap_epoch < ?",
-                (epoch,),
-            ).fetchall()
-        for key, snap_epoch, blob in rows:
-            if key not in newest or snap_epoch > newest[key][0]:
-                newest[key] = (snap_epoch, blob)
     versions: dict[str, int] = {}
-    for key, (_epoch, blob) in sorted(newest.items()):
-        if blob is None:
-            continue
-        state = pickle.loads(blob)  # Bytewax's pickle of our snapshot bytes
+    for key, state in recovery.resumed_snapshots(directory, "model", epoch).items():
         step, _ = read_model_snapshot(state)
         if step is not None:
             versions[key] = step.learner.version
