@@ -79,8 +79,6 @@ def load_tokens(settings: Settings) -> Tokens | None:
 
 def _credentials(settings: Settings) -> Any:
     """Faust (aiokafka) credentials from ``[kafka]``; ``extra`` librdkafka properties do not apply."""
-    import ssl
-
     import faust
 
     k = settings.kafka
@@ -230,8 +228,6 @@ def build_app(settings: Settings) -> tuple[Any, Gateway]:
 
 
 def _check_port(address: str, port: int) -> None:
-    import socket
-
     with socket.socket() as sock:
         try:
             sock.bind((address, port))
