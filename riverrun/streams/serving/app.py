@@ -5,6 +5,8 @@ predictions agent, and ``run_gateway``."""
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 from typing import Any
 
 import orjson
