@@ -87,6 +87,50 @@ def scores() -> list[dict[str, Any]]:
     ]
 
 
+def estimate() -> list[dict[str, Any]]:
+    """The label-free estimate of the predictions awaiting labels, next to what the labels showed."""
+    about = (
+        "Estimated: the served probabilities of the predictions still waiting for their label, "
+        "calibrated on the labels so far (README: While labels are late). Realised: the champion's "
+        "rolling score once the labels came."
+    )
+    rolling = f'{M}, candidate="champion", window="rolling"'
+    return [
+        panel(
+            "Estimated vs realised accuracy",
+            [
+                (f"riverrun_estimated_accuracy{{{M}}}", "{{model}} estimated (awaiting labels)"),
+                (f"riverrun_model_accuracy{{{rolling}}}", "{{model}} realised (rolling)"),
+            ],
+            unit="percentunit",
+            description=about,
+        ),
+        panel(
+            "Estimated vs realised log loss",
+            [
+                (f"riverrun_estimated_log_loss{{{M}}}", "{{model}} estimated (awaiting labels)"),
+                (f"riverrun_model_log_loss{{{rolling}}}", "{{model}} realised (rolling)"),
+            ],
+            description=about,
+        ),
+        panel(
+            "Estimation error (accuracy)",
+            [
+                (f"riverrun_estimate_abs_error{{{M}}}", "{{model}} |estimated - realised| now"),
+                (
+                    f"avg_over_time(riverrun_estimate_abs_error{{{M}}}[$__range])",
+                    "{{model}} mean absolute error over the range",
+                ),
+            ],
+            unit="percentunit",
+            description=(
+                "How wrong the estimate was: estimated (as served) and realised rolling accuracy "
+                "over the same last [flow] metrics_window labelled predictions."
+            ),
+        ),
+    ]
+
+
 def rows() -> list[tuple[str, list[dict[str, Any]]]]:
     stat: dict[str, Any] = {"kind": "stat", "width": 6}
     dead_share = f"{rate('riverrun_dead_letters_total', '', '')} / {rate('riverrun_records_total', '', '')}"
@@ -242,7 +286,7 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
         ("Throughput and bad input", throughput),
         ("Delayed labels", labels),
         ("Serving", serving),
-        ("Model quality (champion and challengers)", scores()),
+        ("Model quality (champion and challengers)", [*scores(), *estimate()]),
         ("Drift and lifecycle", drift),
         ("Engine and registry", engine),
     ]

@@ -89,6 +89,9 @@ class MetricsPoint:
     counters: dict[str, int]
     final: bool = False
     challengers: dict[str, dict[str, float]] = field(default_factory=dict)  # shadow, never serve
+    # the label-free estimate: pending window, and estimated vs realised rolling accuracy
+    # (learners.estimate.ConfidenceEstimate.get; empty for regression models)
+    estimate: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -101,6 +104,7 @@ class MetricsPoint:
             "counters": self.counters,
             "final": self.final,
             "challengers": self.challengers,
+            "estimate": self.estimate,
         }
 
 

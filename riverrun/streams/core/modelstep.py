@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from riverrun.learners import OnlineLearner
+from riverrun.learners.estimate import ConfidenceEstimate
 from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
 from riverrun.learners.online import label_kind
 from riverrun.schemas import DeadLetter, Origin, dead_letter
@@ -59,6 +60,9 @@ class StepConfig:
     # the items carry partition and offset only)
     event_topic: str | None = None
     label_topic: str | None = None
+    # estimate the accuracy of the predictions waiting for their label from their probabilities
+    # (learners.estimate; classifiers only). It only observes: nothing served or learned changes.
+    estimate: bool = True
 
 
 def class_key(label) -> str:
@@ -85,6 +89,17 @@ class ModelStep:
         self._since_report = 0
         self._next_seq = 0
         self._waiting: dict[int, FeaturedEvent | SourcedLabel] = {}
+        self.estimate = self._new_estimate()
+
+    def _new_estimate(self) -> ConfidenceEstimate | None:
+        if not self.config.estimate or not self.learner.is_classifier:
+            return None
+        return ConfidenceEstimate(window_size=self.config.metrics_window)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "estimate" not in state:  # a snapshot from before the estimate: it starts now
+            self.estimate = self._new_estimate()
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -132,8 +147,11 @@ class ModelStep:
         return self.lifecycle.champion
 
     def _expire(self, ts: float, out: list) -> None:
+        estimate = self.estimate
         for event_id in self.join.expire(ts):
             self.lifecycle.forget(event_id)
+            if estimate is not None:
+                estimate.forget(event_id)
         for event_id, y, label_ts, *where in self.join.take_expired_labels():
             partition, offset = where if where else (None, None)
             when = datetime.fromtimestamp(label_ts, UTC)
@@ -157,6 +175,8 @@ class ModelStep:
             out.append(self._rejected(item, "event", "model_error", exc))
             return
         proba = served.proba
+        if proba and self.estimate is not None:
+            self.estimate.update_served(event.event_id, served.y_pred, proba)
         out.append(
             ServedPrediction(
                 event.event_id,
@@ -239,6 +259,8 @@ class ModelStep:
 
     def _learn(self, event_id: str, x: dict, y, out: list, ts: datetime, partition: int, offset: int) -> None:
         paused = self.lifecycle.paused  # labels look corrupted: this one is judged, not learned
+        if self.estimate is not None:
+            self.estimate.update_label(event_id, y)
         try:
             position = {"partition": partition, "offset": offset}
             out.extend(self.lifecycle.learn(event_id, x, y, ts, position))
@@ -312,10 +334,13 @@ class ModelStep:
 
         >>> step = ModelStep(StepConfig(model="m", recipe="lr"))
         >>> len(step.per_event_tables())
-        4
+        5
         """
         learners = [self.lifecycle.champion, *self.lifecycle.challengers.values()]
-        return [*self.join.per_event_tables(), *(learner.served_table() for learner in learners)]
+        tables = [*self.join.per_event_tables(), *(learner.served_table() for learner in learners)]
+        if self.estimate is not None:
+            tables.append(self.estimate.pending_table())
+        return tables
 
     def counters(self) -> dict[str, int]:
         j = self.join
@@ -359,6 +384,7 @@ class ModelStep:
             actions=dict(getattr(lc, "n_actions", {})),
             paused=lc.paused,
             label_delay=None if delays is None else delays.copy(),
+            estimate={} if self.estimate is None else self.estimate.get(),
         )
 
     def metrics_point(self, final: bool = False) -> MetricsPoint:
@@ -373,4 +399,5 @@ class ModelStep:
             counters=self.counters(),
             final=final,
             challengers=self.lifecycle.challenger_metrics(),
+            estimate={} if self.estimate is None else self.estimate.get(),
         )

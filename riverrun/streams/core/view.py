@@ -28,4 +28,6 @@ class ModelView:
     actions: dict[str, int] = field(default_factory=dict)
     paused: bool = False
     label_delay: Buckets | None = None
+    # the label-free estimate (learners.estimate.ConfidenceEstimate.get; empty: none)
+    estimate: dict[str, float] = field(default_factory=dict)
     published_at: float = field(default_factory=time.monotonic)

@@ -117,6 +117,22 @@ SERIES: dict[str, Series] = {
     "riverrun_model_learning_paused": Series(
         "gauge", ("model",), "1 while learning is paused because recent labels contradict the model"
     ),
+    # the label-free estimate (learners.estimate): what the labels still to come will show
+    "riverrun_estimated_accuracy": Series(
+        "gauge",
+        ("model",),
+        "Accuracy of the served predictions still waiting for their label, estimated from their "
+        "probabilities (calibrated on the labels so far)",
+    ),
+    "riverrun_estimated_log_loss": Series(
+        "gauge", ("model",), "Log loss of the predictions waiting for their label, estimated likewise"
+    ),
+    "riverrun_estimate_abs_error": Series(
+        "gauge",
+        ("model",),
+        "Absolute difference of estimated and realised rolling accuracy over the last labelled "
+        "predictions (how wrong the estimate was once their labels came)",
+    ),
     # drift and the lifecycle
     "riverrun_concept_drift_error_rate": Series(
         "gauge", ("model",), "Error rate estimated by the concept-drift detector (ADWIN: its window mean)"
@@ -176,6 +192,13 @@ _STEP_COUNTERS = {
     "quarantined_labels": "riverrun_labels_quarantined_total",
     "duplicate_events": "riverrun_duplicate_events_total",
     "model_errors": "riverrun_model_errors_total",
+}
+
+#: ``ModelView.estimate`` key -> exported gauge.
+_ESTIMATES = {
+    "estimated_accuracy": "riverrun_estimated_accuracy",
+    "estimated_log_loss": "riverrun_estimated_log_loss",
+    "abs_error": "riverrun_estimate_abs_error",
 }
 
 
@@ -315,6 +338,9 @@ class _ViewCollector:
             add("riverrun_pending_labels", [model], v.counters.get("pending_labels", 0))
             add("riverrun_model_version", [model], v.version)
             add("riverrun_model_learning_paused", [model], float(v.paused))
+            for key, name in _ESTIMATES.items():
+                if key in v.estimate:
+                    add(name, [model], v.estimate[key])
             add("riverrun_view_age_seconds", [model], now - v.published_at)
             for candidate, scores in sorted(v.scores.items()):
                 for key, value in sorted(scores.items()):

@@ -1,0 +1,237 @@
+"""Label-free accuracy while labels are late: confidence-based performance estimation.
+
+Between a prediction and its label the metrics are blind. A classifier's served probabilities
+say how often it expects to be right: the expected accuracy of one prediction is the probability
+it gave to the class it predicted, and its expected log loss is the loss it would suffer if the
+label were drawn from the distribution it served (NannyML's CBPE does this for batches). Averaged
+over the predictions still waiting for their label (the *pending window*) this estimates the
+accuracy the labels will show, before they come.
+
+**What it assumes.** That the served probabilities are calibrated: of the predictions served
+with confidence 0.8, 80 % are right. Models are often over- or under-confident, so the estimate
+corrects the confidence with what the labels taught so far: a reliability table of ``n_bins``
+confidence bins, each keeping the recent mean of (right - confidence) over the labelled
+predictions that fell in it (exponential forgetting with memory ``calibration_window``, shrunk
+towards no correction by ``prior`` pseudo-labels). The correction is as old as the labels are late,
+so the estimate also assumes that the model's calibration changed little since the last labels
+arrived. It cannot see a concept drift that leaves the model's confidence unchanged (the same
+inputs now have other labels): there the estimate stays high while the realised accuracy falls,
+and its error, measured once the labels arrive, shows it.
+
+**How wrong it was.** Each prediction's estimate is frozen when it is served. When its label
+arrives, its estimate and its outcome enter a rolling window of the last ``window_size``
+labelled predictions, so the estimated and the realised rolling accuracy are over the same
+predictions; ``abs_error`` is their distance now and ``mae`` its mean over every label since the
+window first filled.
+
+Classification only (a regression model serves no probabilities: nothing is estimated). Each
+served prediction and each label costs O(1).
+
+Parameters
+----------
+window_size
+    Labelled predictions in the rolling window that compares estimate and outcome.
+n_bins
+    Bins of the served confidence (the predicted class's probability) in the reliability table.
+calibration_window
+    Memory of each bin's correction, in labels of that bin (weights decay by
+    ``1 - 1 / calibration_window`` per label).
+prior
+    Pseudo-labels with no correction in each bin: a bin's correction is
+    ``sum(right - confidence) / (weight + prior)``.
+calibrate
+    Correct the confidence with the reliability table (False: plain CBPE, trusts the model).
+
+Examples
+--------
+A model that says 0.9 and is right 60 % of the time:
+
+>>> plain, corrected = ConfidenceEstimate(calibrate=False), ConfidenceEstimate(window_size=100)
+>>> for est in (plain, corrected):
+...     for i in range(1000):
+...         est.update_served(i, True, {True: 0.9, False: 0.1})
+...         est.update_label(i, i % 5 < 3)
+...     for i in range(1000, 1010):  # served, labels not yet in
+...         est.update_served(i, True, {True: 0.9, False: 0.1})
+>>> corrected.n_pending, round(plain.get()["estimated_accuracy"], 2)
+(10, 0.9)
+>>> round(corrected.get()["estimated_accuracy"], 2), round(corrected.get()["mae"], 2)
+(0.61, 0.02)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+_EPS = 1e-15  # probabilities clamped as River's log loss clamps them
+_MAX_LOSS = -math.log(_EPS)
+
+
+class ConfidenceEstimate:
+    """Estimated accuracy and log loss of the served predictions waiting for their label."""
+
+    def __init__(
+        self,
+        window_size: int = 1000,
+        n_bins: int = 20,
+        calibration_window: int = 2000,
+        prior: float = 20.0,
+        calibrate: bool = True,
+    ):
+        self.window_size = window_size
+        self.n_bins = n_bins
+        self.calibration_window = calibration_window
+        self.prior = prior
+        self.calibrate = calibrate
+        self._reset()
+
+    def _reset(self) -> None:
+        # event id -> (y_pred, confidence, estimated accuracy, estimated log loss, proba)
+        self._pending: dict[Any, tuple] = {}
+        self._pending_accuracy = 0.0  # sums over the pending predictions
+        self._pending_log_loss = 0.0
+        n = self.n_bins
+        self._residual = [0.0] * n  # decayed sum of (right - confidence) per bin
+        self._weight = [0.0] * n  # decayed number of labels per bin
+        # the correction per bin, and once more for a confidence of exactly 1 (bin n)
+        self._correction = [0.0] * (n + 1)
+        self._decay = 1.0 - 1.0 / self.calibration_window
+        # the last window_size labelled predictions: (estimated accuracy, right, estimated log
+        # loss, log loss), and the sums of the four columns
+        self._window: deque[tuple[float, float, float, float]] = deque()
+        self._sums = [0.0, 0.0, 0.0, 0.0]
+        self._since_resum = 0
+        self._abs_error_sum = 0.0
+        self._n_abs_error = 0
+        self.n_labelled = 0
+
+    def pending_table(self) -> dict:
+        """The estimates of the predictions waiting for their label, by event id (grows with
+        them, as the learner's served table does)."""
+        return self._pending
+
+    def correction(self, confidence: float) -> float:
+        """What the labels so far add to a served ``confidence`` (0 without calibration)."""
+        return self._correction[int(confidence * self.n_bins)]
+
+    def update_served(self, event_id: Any, y_pred: Any, proba: dict) -> None:
+        """A prediction was served for ``event_id``: ``y_pred`` with probabilities ``proba``."""
+        p = proba.get(y_pred)
+        if p is None:
+            return
+        acc = p + self._correction[int(p * self.n_bins)]
+        acc = 0.0 if acc < 0.0 else 1.0 if acc > 1.0 else acc
+        # the expected loss if the predicted class is right with probability acc and the others
+        # share 1 - acc as the served distribution shares them
+        log = math.log
+        right = -log(p) if p > _EPS else _MAX_LOSS
+        q = 1.0 - p
+        if q <= _EPS:
+            wrong = _MAX_LOSS
+        elif len(proba) == 2:
+            wrong = -log(q)
+        else:
+            wrong = sum(-r * log(r) for k, r in proba.items() if k != y_pred and r > _EPS) / q
+        log_loss = acc * right + (1.0 - acc) * wrong
+        pending = self._pending
+        if event_id in pending:
+            self.forget(event_id)
+        pending[event_id] = (y_pred, p, acc, log_loss, proba)
+        self._pending_accuracy += acc
+        self._pending_log_loss += log_loss
+
+    def update_label(self, event_id: Any, y: Any) -> None:
+        """The label of ``event_id`` arrived: score the estimate made when it was served, and
+        learn the calibration. A label for an event never served (or forgotten) is ignored."""
+        pending = self._pending
+        entry = pending.pop(event_id, None)
+        if entry is None:
+            return
+        y_pred, p, acc, log_loss, proba = entry
+        if pending:
+            self._pending_accuracy -= acc
+            self._pending_log_loss -= log_loss
+        else:  # nothing pending: no float residue either
+            self._pending_accuracy = self._pending_log_loss = 0.0
+        right = 1.0 if y == y_pred else 0.0
+        if self.calibrate:
+            n = self.n_bins
+            b = int(p * n)
+            if b == n:
+                b = n - 1
+            d = self._decay
+            residual = self._residual[b] = self._residual[b] * d + (right - p)
+            weight = self._weight[b] = self._weight[b] * d + 1.0
+            self._correction[b] = residual / (weight + self.prior)
+            if b == n - 1:
+                self._correction[n] = self._correction[b]
+        py = p if right else proba.get(y, 0.0)
+        loss = -math.log(py) if py > _EPS else _MAX_LOSS
+        window, sums = self._window, self._sums
+        window.append((acc, right, log_loss, loss))
+        sums[0] += acc
+        sums[1] += right
+        sums[2] += log_loss
+        sums[3] += loss
+        size = len(window)
+        if size > self.window_size:
+            old = window.popleft()
+            sums[0] -= old[0]
+            sums[1] -= old[1]
+            sums[2] -= old[2]
+            sums[3] -= old[3]
+            size -= 1
+        self._since_resum += 1
+        if self._since_resum >= self.window_size:  # no float drift in the running sums
+            self._sums = [math.fsum(column) for column in zip(*window, strict=True)]
+            self._since_resum = 0
+        self.n_labelled += 1
+        if size >= self.window_size:
+            self._abs_error_sum += abs(sums[0] - sums[1]) / size
+            self._n_abs_error += 1
+
+    def forget(self, event_id: Any) -> None:
+        """The label of ``event_id`` will never come (TTL expired)."""
+        entry = self._pending.pop(event_id, None)
+        if entry is None:
+            return
+        if self._pending:
+            self._pending_accuracy -= entry[2]
+            self._pending_log_loss -= entry[3]
+        else:
+            self._pending_accuracy = self._pending_log_loss = 0.0
+
+    @property
+    def n_pending(self) -> int:
+        return len(self._pending)
+
+    def get(self) -> dict[str, float]:
+        """The numbers, each only once it exists:
+
+        - ``estimated_accuracy``, ``estimated_log_loss``: over the pending predictions;
+        - ``pending``: how many;
+        - ``estimated_accuracy_rolling`` / ``accuracy_rolling`` (and the same for
+          ``log_loss``): estimated when served and realised, over the last ``window_size``
+          labelled predictions;
+        - ``abs_error``: distance of the two rolling accuracies now; ``mae``: its mean since the
+          window first filled; ``log_loss_abs_error``: the same for log loss.
+        """
+        n = len(self._pending)
+        out: dict[str, float] = {"pending": float(n)}
+        if n:
+            out["estimated_accuracy"] = min(max(self._pending_accuracy / n, 0.0), 1.0)
+            out["estimated_log_loss"] = max(self._pending_log_loss / n, 0.0)
+        size = len(self._window)
+        if size:
+            est, real, est_ll, real_ll = (s / size for s in self._sums)
+            out["estimated_accuracy_rolling"] = est
+            out["accuracy_rolling"] = real
+            out["abs_error"] = abs(est - real)
+            out["estimated_log_loss_rolling"] = est_ll
+            out["log_loss_rolling"] = real_ll
+            out["log_loss_abs_error"] = abs(est_ll - real_ll)
+        if self._n_abs_error:
+            out["mae"] = self._abs_error_sum / self._n_abs_error
+        return out
