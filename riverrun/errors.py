@@ -34,6 +34,11 @@ class ForbiddenClass(CheckpointError):
     """A correctly signed checkpoint names a class outside the unpickling allowlist."""
 
 
+class IncompatibleCheckpoint(CheckpointError):
+    """A correctly signed checkpoint was written by a River version whose pickles this install
+    cannot read (``registry.compat``); refused before unpickling, the message names both."""
+
+
 class UnknownVersion(CheckpointError):
     """The requested model version (or pointer) does not exist in the registry."""
 

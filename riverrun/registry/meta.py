@@ -55,6 +55,7 @@ class VersionMeta:
     size_bytes: int
     sha256: str
     source_offsets: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    riverrun_version: str = ""  # "" in metadata written before riverrun recorded it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
@@ -71,7 +72,11 @@ class VersionMeta:
     def from_dict(cls, data: Mapping[str, Any]) -> VersionMeta:
         """The inverse of ``to_dict``; ``CheckpointError`` on missing or unknown fields."""
         names = {f.name for f in dataclasses.fields(cls)}
-        required = {f.name for f in dataclasses.fields(cls) if f.default_factory is dataclasses.MISSING}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
         if missing := required - data.keys():
             raise CheckpointError(f"version metadata lacks {sorted(missing)}")
         if unknown := data.keys() - names:

@@ -11,7 +11,8 @@ Saving (numbered as in the code):
 5. append a ``save`` record to the audit log.
 
 Loading verifies the blob MAC *before* unpickling, checks the header names the requested model
-and version, then unpickles with ``restricted_loads``.
+and version and was written by a River whose pickles this one reads (``compat``), then unpickles
+with ``restricted_loads``.
 
 >>> import tempfile
 >>> from river import linear_model
@@ -30,7 +31,6 @@ import hashlib
 import hmac
 import math
 import pickle
-import platform
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,7 @@ import river
 
 from riverrun.errors import ForbiddenClass, TamperedCheckpoint
 from riverrun.registry import unpickler
+from riverrun.registry.compat import check_river, written_by
 from riverrun.registry.meta import VersionMeta, check_event_time
 from riverrun.registry.names import check_name, check_version
 from riverrun.registry.signing import FORMAT_VERSION, canonical_json, check_key, mac, sign, verify
@@ -99,8 +100,7 @@ class ModelRegistry:
             "model": model,
             "version": version,
             "model_class": f"{cls.__module__}.{cls.__qualname__}",
-            "river_version": river.__version__,
-            "python_version": platform.python_version(),
+            **written_by(),  # Python, River and riverrun versions
             "created_at": _now(),
             "recipe": recipe,
             "parent": parent,
@@ -121,6 +121,7 @@ class ModelRegistry:
             model_class=header["model_class"],
             river_version=header["river_version"],
             python_version=header["python_version"],
+            riverrun_version=header["riverrun_version"],
             format_version=FORMAT_VERSION,
             size_bytes=len(blob),
             sha256=hashlib.sha256(blob).hexdigest(),
@@ -133,13 +134,15 @@ class ModelRegistry:
         return meta
 
     def load(self, model: str, version: int) -> object:
-        """The model saved as ``version``; ``TamperedCheckpoint``/``ForbiddenClass`` if untrusted."""
+        """The model saved as ``version``; ``TamperedCheckpoint``/``ForbiddenClass`` if untrusted,
+        ``IncompatibleCheckpoint`` if written by a River whose pickles this one cannot read."""
         header, payload = verify(self.store.get_blob(model, version), self._key)
         if header.get("model") != model or header.get("version") != version:
             raise TamperedCheckpoint(
                 f"checkpoint stored as version {version} of {model!r} holds version "
                 f"{header.get('version')!r} of {header.get('model')!r}: blobs were swapped"
             )
+        check_river(header.get("river_version"), river.__version__, what=f"v{version} of {model!r}")
         return unpickler.restricted_loads(payload)
 
     def meta(self, model: str, version: int) -> VersionMeta:

@@ -27,6 +27,7 @@ from river import datasets, forest, linear_model, preprocessing, tree
 
 from riverrun.learners import OnlineLearner
 from riverrun.registry import FileStore, ModelRegistry, RedisStore, signing, unpickler
+from riverrun.registry.compat import written_by
 from riverrun.registry.unpickler import RestrictedUnpickler
 from tests.harness.ports import free_port
 
@@ -200,9 +201,11 @@ def forge(module: str, name: str, *args: str) -> bytes:
     return b"\x80\x04" + text(module) + text(name) + b"\x93(" + b"".join(map(text, args)) + b"tR."
 
 
-def envelope(payload: bytes, model: str, version: int, key: bytes = KEY) -> bytes:
-    """A correctly signed checkpoint of ``payload`` for ``model``/``version``."""
-    return signing.sign(payload, {"model": model, "version": version, "model_class": "x.Y"}, key)
+def envelope(payload: bytes, model: str, version: int, key: bytes = KEY, **header: Any) -> bytes:
+    """A correctly signed checkpoint of ``payload`` for ``model``/``version``, written by this
+    install's versions unless ``header`` says otherwise (``river_version="0.25.1"``)."""
+    full = {"model": model, "version": version, "model_class": "x.Y", **written_by(), **header}
+    return signing.sign(payload, full, key)
 
 
 def edit_header(blob: bytes, change: Callable[[dict], None]) -> bytes:
