@@ -4,8 +4,10 @@ even when a section has no data."""
 from __future__ import annotations
 
 import base64
+import html
 
 from riverrun.streams.backtest.html_report import render, summary_table, write_html_report
+from tests.harness.html_cells import action_rows, raw_reprs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -77,3 +79,64 @@ def test_sections_without_data_say_so():
     report["models"]["lr-none"]["windows"] = []
     page = render(report)
     assert page.count("No data for this plot.") == 3 and "data:image/png" not in page
+
+
+def _decision_report() -> dict:
+    report = _report()
+    report["runs"][0]["actions"] = [
+        {
+            "model": "lr-none",
+            "action": "promotion",
+            "at": "2024-01-01T00:03:00+00:00",
+            "reason": "challenger:fresh beats the champion",
+            "detector": "adwin",
+            "statistic": 0.011458333333333333,
+            "threshold": 0.002,
+            "from_version": 1,
+            "to_version": 2,
+            "compared": {
+                "challenger:fresh": {"accuracy": 0.5066666666666667, "labels": 300.0},
+                "champion": {"accuracy": 0.4666666666666667, "labels": 300.0},
+            },
+        },
+        {
+            "model": "lr-none",
+            "action": "checkpoint",
+            "at": "2024-01-01T00:03:00+00:00",
+            "reason": "before challenger:fresh",
+            "checkpoint": "ckpt-8",
+            "to_version": 1,
+            "registry_version": 8,
+        },
+        {
+            "model": "lr-none",
+            "action": "covariate_shift",
+            "at": "2024-01-01T00:04:00+00:00",
+            "reason": "label-free evidence",
+            "detector": "psi",
+            "feature": "salary",
+            "statistic": 0.31415926,
+            "threshold": 0.2,
+        },
+    ]
+    return report
+
+
+def test_evidence_is_a_sentence_and_a_small_table_never_a_repr():
+    page = render(_decision_report())
+    assert raw_reprs(page) == []
+    promotion, checkpoint, shift = action_rows(page)
+    assert promotion[3] == "serving v1 → v2"
+    assert promotion[5].startswith("ADWIN (δ 0.002) on the served errors: error rate 1.1% in its window.")
+    # the candidates, champion first, accuracy to 3 places, labels as a count
+    assert "candidate accuracy labels champion 0.467 300 challenger:fresh 0.507 300" in promotion[5]
+    assert checkpoint[3] == "serving v1 saved as ckpt-8 = registry v8" and checkpoint[5] == "\N{EN DASH}"
+    assert shift[5] == "PSI of salary 0.31, above 0.2."
+
+
+def test_the_repr_check_catches_the_old_rendering():
+    action = _decision_report()["runs"][0]["actions"][0]
+    evidence = {k: action[k] for k in ("detector", "statistic", "threshold", "compared")}
+    old_row = "<tr>" + "<td>x</td>" * 5 + f"<td>{html.escape(str(evidence))}</td></tr>"
+    page = f"<h2>Actions and their evidence</h2><table><tr><th>h</th></tr>{old_row}</table>"
+    assert raw_reprs(page) == [html.unescape(html.escape(str(evidence)))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from riverrun.streams.backtest.replay import expand_runs, replay
 from riverrun.streams.backtest.scenarios import Scenario
 from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.cli import main
+from tests.harness.html_cells import action_rows, raw_reprs
 from tests.harness.oracle import write_jsonl
 from tests.harness.text import flat
 
@@ -141,6 +143,18 @@ def test_html_report_is_written_and_self_contained(compared):
     for name in RUNS:
         assert f">{name}<" in page
     assert "How to read this" in page and "concept_drift" in page
+
+
+def test_html_report_evidence_is_readable(compared):
+    """Issue 18: on a real replay the actions table shows no Python repr or unrounded float, a
+    decision shows the candidates it compared, and checkpoints say what was saved."""
+    root, _, _ = compared
+    page = (root / "a" / "report.html").read_text()
+    rows = action_rows(page)
+    assert rows and raw_reprs(page) == []
+    assert any(r[2] in ("promotion", "rollback") and "candidate accuracy labels" in r[5] for r in rows)
+    checkpoints = [r[3] for r in rows if r[2] == "checkpoint"]
+    assert checkpoints and all(re.fullmatch(r"serving v\d+ saved as ckpt-\d+", v) for v in checkpoints)
 
 
 def test_run_names():

@@ -5,13 +5,16 @@ get ``StreamingPSI`` and ``WindowedKS``, strings and booleans get ``ChiSquare``.
 feature absent from ``x`` counts as missing, and a value of the other kind counts as missing for
 numeric features (a string in a numeric feature lands in PSI's missing bin) and as a category for
 categorical ones; ``n_mismatched`` counts them. At most ``max_features`` features are tracked;
-values of further features are ignored and counted in ``n_ignored``.
+values of further features are ignored and counted in ``n_ignored``. Features named in
+``exclude`` are never tracked: counters and other features whose distribution moves by
+construction (the default features' ``entity_event_count``) would alarm on every stream.
 """
 
 from __future__ import annotations
 
 import numbers
 from bisect import bisect_right
+from collections.abc import Iterable
 from typing import Any
 
 from river.base import DriftAndWarningDetector
@@ -46,7 +49,18 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
     1499 amount psi drift
     >>> sorted(mon.psi())
     ['amount']
+
+    A counter, left out (``exclude``): never tracked, never an alarm.
+
+    >>> mon = CovariateShiftMonitor(reference_size=100, window_size=100, exclude=("n",))
+    >>> for t in range(1000):
+    ...     mon.update({"n": t, "amount": rng.gauss(0.0, 1.0)})
+    >>> sorted(mon.features), mon.drift_detected
+    (['amount'], False)
     """
+
+    #: default for instances pickled before ``exclude`` existed
+    exclude: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -58,6 +72,7 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
         chi2_alpha: float = 0.01,
         check_every: int = 100,
         max_features: int = 200,
+        exclude: Iterable[str] = frozenset(),
     ):
         super().__init__()
         owner = "CovariateShiftMonitor"
@@ -81,6 +96,7 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
         self.chi2_alpha = chi2_alpha
         self.check_every = check_every
         self.max_features = max_features
+        self.exclude = frozenset(exclude)  # a set: River's clone reads a tuple as (class, params)
         self._reset()
 
     def _reset(self) -> None:
@@ -165,9 +181,12 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
                 det.update(v)
                 if det._drift_detected or det._warning_detected:
                     signals.append(det.signal(feature=name))
+        for name in self.exclude:
+            if name in x:
+                present += 1
         if present < len(x):  # features not tracked yet
             for name, v in x.items():
-                if name in features or is_missing(v):
+                if name in features or is_missing(v) or name in self.exclude:
                     continue
                 if len(features) >= self.max_features:
                     self._n_ignored += 1
@@ -182,6 +201,13 @@ class CovariateShiftMonitor(DriftAndWarningDetector):
             self._warning_detected = not self._drift_detected
         else:
             self._drift_detected = self._warning_detected = False
+
+    def leave_out(self, names: Iterable[str]) -> None:
+        """Exclude ``names`` from now on: their detectors are dropped (for a monitor pickled
+        before they were excluded)."""
+        self.exclude = self.exclude | frozenset(names)
+        for name in names:
+            self._features.pop(name, None)
 
     @property
     def signals(self) -> list[DriftSignal]:

@@ -18,6 +18,7 @@ from riverrun.detectors import (
     PredictionDriftMonitor,
 )
 from riverrun.learners.lifecycle.checkpoints import Checkpoint, FrozenCheckpoint
+from riverrun.learners.lifecycle.error_change import error_change
 from riverrun.learners.lifecycle.policy import PolicyConfig
 from riverrun.learners.online import OnlineLearner, Served
 from riverrun.learners.rebuild import rebuilt
@@ -94,6 +95,7 @@ class ModelLifecycle:
                 ks_alpha=c.ks_alpha,
                 chi2_alpha=c.chi2_alpha,
                 check_every=c.monitor_check_every,
+                exclude=c.covariate_exclude,
             )
             if c.covariate
             else None
@@ -123,6 +125,13 @@ class ModelLifecycle:
         self._pending_events: list[ModelEvent | Checkpoint] = []
         self._position: dict[str, int] | None = None  # of the label being learned
         self.last_ts: datetime | None = None
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        # Pickled before the covariate monitor left counters out: leave them out from now on.
+        covariate = self.covariate
+        if covariate is not None and not covariate.exclude >= set(self.config.covariate_exclude):
+            covariate.leave_out(self.config.covariate_exclude)
 
     @property
     def version(self) -> int:
@@ -596,15 +605,15 @@ class ModelLifecycle:
         self, action: str, signal: DriftSignal | None, checkpoint: bool = False, out: list | None = None
     ) -> None:
         target = self._pending_events if out is None else out
-        target.append(
-            self._event(
-                action,
-                reason="label-free evidence: alert only, no rollback"
-                if action != "prior_shift"
-                else "label distribution changed",
-                signal=signal,
-            )
+        reason = (
+            "label-free evidence: alert only, no rollback"
+            if action != "prior_shift"
+            else "label distribution changed"
         )
+        if action == "covariate_shift":  # did it matter? the labels buffered so far say
+            c = self.config
+            reason += "; " + error_change([ok for *_, ok in self._recent], c.z, c.min_decision)
+        target.append(self._event(action, reason=reason, signal=signal))
         if checkpoint:
             target.extend(self.checkpoint(action))
 

@@ -58,7 +58,11 @@ class PolicyConfig:
     action_window
         ... per this many labels.
     covariate
-        PSI/KS/chi-square monitors on the features served on.
+        PSI/KS/chi-square monitors on the features served on ...
+    covariate_exclude
+        ... except these: counters and other features whose distribution moves by construction
+        would alarm on every stream. The default features' ``entity_event_count`` (events of the
+        entity so far, ``riverrun.streams.core.features.COUNTERS``) is one.
     prior
         Monitors on the label and prediction distributions.
     reference_size
@@ -104,6 +108,7 @@ class PolicyConfig:
     max_actions: int = 3
     action_window: int = 20_000
     covariate: bool = True
+    covariate_exclude: tuple[str, ...] = ("entity_event_count",)
     prior: bool = True
     reference_size: int = 500
     monitor_window: int = 500

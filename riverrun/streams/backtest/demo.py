@@ -23,7 +23,13 @@ from pathlib import Path
 from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.registry import open_registry
 from riverrun.schemas import DeadLetter, ModelEvent
-from riverrun.streams.backtest.report import action_markers, actions_summary, plot_metrics, write_report
+from riverrun.streams.backtest.report import (
+    action_markers,
+    actions_summary,
+    plot_metrics,
+    with_registry_versions,
+    write_report,
+)
 from riverrun.streams.backtest.scenarios import Scenario
 from riverrun.streams.backtest.synth import to_records
 from riverrun.streams.core.items import MetricsPoint, to_json
@@ -125,7 +131,7 @@ def run_demo(
 
     # Labels not learned while a model paused learning are dead letters too, counted apart.
     bad_input = [d for d in dead if d.reason != "label_quarantined"]
-    truth = [(events[i].ts, text) for i, text in scenario.markers()]
+    truth = [(events[i].ts, f"scenario: {text}") for i, text in scenario.markers()]
     (out / "model-events.jsonl").write_bytes(b"".join(to_json(e) + b"\n" for e in model_events))
     report = write_report(
         out,
@@ -142,7 +148,7 @@ def run_demo(
         predictions=n_predictions,
         dead_letters=[{"reason": d.reason, "error": d.error} for d in bad_input],
         quarantined_labels=len(dead) - len(bad_input),
-        actions=actions_summary(model_events),
+        actions=with_registry_versions(actions_summary(model_events), open_registry(str(registry_dir), key)),
         seconds=round(seconds, 3),
     )
     plot = plot_metrics(

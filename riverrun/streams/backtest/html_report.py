@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from riverrun.streams.backtest.evidence import compared_rows, signal_sentence, version_text
 from riverrun.streams.backtest.report import MARKED_ACTIONS
 
 #: Rolling metrics plotted, one panel each (higher is better except log loss).
@@ -50,6 +51,13 @@ the input, it is that pass's rate (the cost of every run together).</p>
 wrong on recent data. Vertical lines mark actions (colour by kind, see the legend): a concept
 drift followed by a promotion or rollback and a recovery of the curve is the lifecycle working; a
 dip without any action is drift it did not catch.</p>
+<p><b>Actions.</b> Each row says what the lifecycle did and why; the evidence is the detector's
+statistic against its threshold and, for a decision, the candidates compared on the same labels
+(rounded here; report.json keeps every digit). <b>Versions</b>: <em>serving vN</em> is the
+generation the predictions carry as <code>model_version</code> (+1 at every rollback or
+promotion); <em>ckpt-N</em> is the lifecycle's checkpoint id, and <em>registry vN</em> the number
+<code>riverrun models list</code> shows, when the run stored its checkpoints in a registry (a
+replay from the command line keeps them in memory).</p>
 <p><b>Label delay</b> is event time from an event to its label, as the join saw it. Long delays
 mean the model learns late and drift is noticed late.</p>
 <p><b>PSI</b> (population stability index) compares each numeric feature's recent values with the
@@ -64,6 +72,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
 img{max-width:100%}.muted{color:#777;font-size:13px}
+td p{margin:0 0 4px}table.ev{margin:2px 0;font-size:12px}table.ev td,table.ev th{padding:1px 6px}
 """
 
 
@@ -182,18 +191,45 @@ def psi_plot(report: dict, max_features: int = 12) -> str | None:
     for f in shown:
         pts = [(datetime.fromisoformat(p["ts"]), p["psi"][f]) for p in series if f in p["psi"]]
         ax.plot([t for t, _ in pts], [v for _, v in pts], label=f, linewidth=1.2)
-    for level in (psi.get("warning"), psi.get("threshold")):
+    levels = [(psi.get("warning"), "worth a look"), (psi.get("threshold"), "shift")]
+    for level, what in levels:
         if level is not None:
             ax.axhline(level, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(
+                f"{level:g}: {what}",
+                (1.0, level),
+                xycoords=("axes fraction", "data"),
+                xytext=(-4, 2),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="dimgrey",
+            )
+    # symlog: linear up to 0.1, where the thresholds are; the top above the highest line, so
+    # every line stays in view whatever its scale
+    highest = max([peak[f] for f in shown] + [lv for lv, _ in levels if lv is not None])
     ax.set_yscale("symlog", linthresh=0.1)
-    ax.set_ylim(bottom=0)
-    ax.set_ylabel("PSI (symlog)")
+    ax.set_ylim(0, highest * 1.5)
+    ax.set_ylabel("PSI (linear to 0.1, then log)")
     ax.set_xlabel("event time")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=4, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.autofmt_xdate()
     fig.tight_layout()
     return _png(fig)
+
+
+def psi_note(report: dict) -> str:
+    """What the PSI plot leaves out (counters: their PSI grows by construction)."""
+    excluded = (report.get("psi") or {}).get("excluded") or []
+    if not excluded:
+        return ""
+    names = ", ".join(html.escape(f) for f in excluded)
+    return (
+        f'<p class="muted">Left out: {names} (counters: their distribution moves by construction; '
+        "the lifecycle's covariate monitor leaves them out too, see <code>covariate_exclude</code>).</p>"
+    )
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -202,6 +238,15 @@ def _fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     return html.escape(str(v)) if v is not None else "&ndash;"
+
+
+def _plain(v: Any) -> str:
+    """A small dict or list as ``key: value, ...`` (not a Python repr)."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_plain(x)}" for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return ", ".join(_plain(x) for x in v)
+    return "" if v is None else str(v)
 
 
 def summary_table(report: dict) -> str:
@@ -236,22 +281,37 @@ def summary_table(report: dict) -> str:
     return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
+def evidence_cell(a: dict) -> str:
+    """An action's evidence as a sentence and a small table of the candidates compared (rounded;
+    ``report.json`` keeps the full values)."""
+    parts = []
+    if sentence := signal_sentence(a):
+        parts.append(f"<p>{html.escape(sentence)}.</p>")
+    if rows := compared_rows(a):
+        body = "".join(
+            f'<tr><td class="l">{html.escape(name)}</td><td>{acc}</td><td>{labels}</td></tr>'
+            for name, acc, labels in rows
+        )
+        parts.append(
+            '<table class="ev"><tr><th class="l">candidate</th><th>accuracy</th><th>labels</th></tr>'
+            f"{body}</table>"
+        )
+    return "".join(parts) or "&ndash;"
+
+
 def actions_table(report: dict, limit: int = 300) -> str:
     """The non-periodic actions with their evidence (detector, statistic, compared scores)."""
     rows = []
     for r in report.get("runs", []):
         for a in r.get("actions", []):
-            evidence = {k: a[k] for k in ("detector", "feature", "statistic", "threshold") if k in a}
-            if a.get("compared"):
-                evidence["compared"] = a["compared"]
-            version = f"v{a.get('from_version', '?')} &rarr; v{a['to_version']}" if "to_version" in a else ""
             rows.append(
                 "<tr>"
-                + f'<td class="l">{html.escape(a.get("at", ""))}</td>'
+                + f'<td class="l">{html.escape(a.get("at", "").replace("T", " "))}</td>'
                 + f'<td class="l">{html.escape(r["name"])}</td>'
-                + f'<td class="l">{html.escape(a["action"])}</td><td class="l">{version}</td>'
+                + f'<td class="l">{html.escape(a["action"])}</td>'
+                + f'<td class="l">{html.escape(version_text(a))}</td>'
                 + f'<td class="l">{html.escape(a.get("reason", ""))}</td>'
-                + f'<td class="l">{html.escape(str(evidence))}</td></tr>'
+                + f'<td class="l">{evidence_cell(a)}</td></tr>'
             )
     if not rows:
         return "<p>No actions (no run had a policy, or nothing happened).</p>"
@@ -274,8 +334,8 @@ def render(report: dict, title: str = "riverrun replay") -> str:
             else ""
         )
         + f" in {_fmt(report.get('passes'))} pass(es), {_fmt(report.get('seconds'), 1)} s; dead letters: "
-        f"{html.escape(str(report.get('dead_letters') or 'none'))}; input: "
-        f"{html.escape(str(report.get('inputs', {})))[:600]}</p>",
+        f"{html.escape(_plain(report.get('dead_letters')) or 'none')}; input: "
+        f"{html.escape(_plain(report.get('inputs'))[:600])}</p>",
         "<h2>Summary</h2>",
         summary_table(report),
     ]
@@ -285,6 +345,8 @@ def render(report: dict, title: str = "riverrun replay") -> str:
         ("PSI per feature", psi_plot(report)),
     ):
         parts += [f"<h2>{heading}</h2>", fig or "<p>No data for this plot.</p>"]
+        if heading.startswith("PSI"):
+            parts.append(psi_note(report))
     parts += ["<h2>Actions and their evidence</h2>", actions_table(report)]
     parts += ["<h2>How to read this</h2>", HOW_TO_READ, "</body></html>"]
     return "\n".join(parts)

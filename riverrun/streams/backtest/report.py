@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from riverrun.streams.core.features import COUNTERS
 from riverrun.streams.core.items import MetricsPoint
 
 
@@ -55,6 +56,21 @@ def actions_summary(events: list) -> list[dict]:
     ]
 
 
+def with_registry_versions(actions: list[dict], registry: Any) -> list[dict]:
+    """``actions`` (``actions_summary``) with, on every action naming a lifecycle checkpoint
+    (``ckpt-3``) the registry stored, its ``registry_version``: the number ``riverrun models
+    list`` shows. A registry version's reason starts with the checkpoint id it was saved from."""
+    stored: dict[str, dict[str, int]] = {}
+    for model in {a["model"] for a in actions if a.get("checkpoint")}:
+        stored[model] = {v.reason.split(":", 1)[0]: v.version for v in registry.versions(model)}
+    return [
+        {**a, "registry_version": stored[a["model"]][a["checkpoint"]]}
+        if a.get("checkpoint") in stored.get(a["model"], {})
+        else a
+        for a in actions
+    ]
+
+
 def action_markers(events: list) -> list[tuple[datetime, str]]:
     markers = []
     for e in events:
@@ -63,9 +79,30 @@ def action_markers(events: list) -> list[tuple[datetime, str]]:
             if e.feature:
                 what += f" ({e.feature})"
             if e.to_version is not None and e.action in ("rollback", "promotion"):
-                what += f" -> v{e.to_version}"
+                what += f" → serving v{e.to_version}"
             markers.append((e.at, f"{e.model}: {what}"))
     return markers
+
+
+def group_markers(
+    markers: list[tuple[datetime, str]], gap: float
+) -> list[tuple[datetime, list[tuple[datetime, str]]]]:
+    """Markers in time order, grouped while each is within ``gap`` seconds of its group's first
+    (they would be drawn on top of each other): [(the group's time, its markers)].
+
+    >>> from datetime import timezone
+    >>> t = lambda s: datetime.fromtimestamp(s, timezone.utc)
+    >>> [(g.timestamp(), [m for _, m in ms]) for g, ms in group_markers(
+    ...     [(t(100), "b"), (t(0), "a"), (t(30), "a2"), (t(500), "c")], gap=60)]
+    [(0.0, ['a', 'a2']), (100.0, ['b']), (500.0, ['c'])]
+    """
+    groups: list[tuple[datetime, list[tuple[datetime, str]]]] = []
+    for when, text in sorted(markers, key=lambda m: m[0]):
+        if groups and (when - groups[-1][0]).total_seconds() <= gap:
+            groups[-1][1].append((when, text))
+        else:
+            groups.append((when, [(when, text)]))
+    return groups
 
 
 def write_report(out_dir: Path, points: list[MetricsPoint], **extra: Any) -> Path:
@@ -77,6 +114,10 @@ def write_report(out_dir: Path, points: list[MetricsPoint], **extra: Any) -> Pat
     return path
 
 
+def _marker_color(text: str) -> str:
+    return next((c for word, c in MARKER_COLORS.items() if word in text), "crimson")
+
+
 def plot_metrics(
     points: list[MetricsPoint],
     path: Path,
@@ -84,41 +125,57 @@ def plot_metrics(
     markers: list[tuple[datetime, str]] | None = None,
     title: str = "riverrun",
 ) -> Path:
-    """Rolling ``metric`` of each model over event time; ``markers`` draw labelled vertical lines."""
+    """Rolling ``metric`` of each model over event time. ``markers`` draw vertical lines, each
+    numbered at the top (markers closer than 1.5% of the time axis share a number) and listed by
+    number in a table under the plot, so labels never overlap."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
 
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    series_of = {}
     for model, entry in summarize(points).items():
         series = [w for w in entry["windows"] if metric in w["metrics"] and w["ts"]]
-        if not series:
-            continue
-        xs = [datetime.fromisoformat(w["ts"]) for w in series]
-        ys = [w["metrics"][metric] for w in series]
+        if series:
+            series_of[model] = (
+                [datetime.fromisoformat(w["ts"]) for w in series],
+                [w["metrics"][metric] for w in series],
+            )
+    times = [t for xs, _ in series_of.values() for t in xs] + [w for w, _ in markers or []]
+    span = (max(times) - min(times)).total_seconds() if times else 0.0
+    groups = group_markers(markers or [], gap=0.015 * span)
+    lines = [
+        (k, when, "; ".join(text for _, text in items)) for k, (when, items) in enumerate(groups, start=1)
+    ]
+    row_in, table_in = 0.19, 0.19 * len(lines) + (0.1 if lines else 0.0)  # inches
+    height = 4.5 + table_in
+    fig = plt.figure(figsize=(10, height), dpi=110)
+    # the plot keeps 4.5 in: 0.85 in under its axes (tick labels, axis label), 0.6 above (title,
+    # the markers' numbers)
+    ax = fig.add_axes((0.07, (table_in + 0.85) / height, 0.9, 3.05 / height))
+    for model, (xs, ys) in series_of.items():
         ax.plot(xs, ys, label=model, linewidth=1.6)
-    for when, text in markers or []:
-        color = next((c for word, c in MARKER_COLORS.items() if word in text), "crimson")
-        ax.axvline(when, color=color, linestyle="--", linewidth=1)
-        ax.annotate(
-            text,
-            (when, 0.02),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="bottom",
-            ha="right",
-            fontsize=7,
-            color=color,
-        )
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    for k, when, _ in lines:
+        for w, text in groups[k - 1][1]:
+            ax.axvline(w, color=_marker_color(text), linestyle="--", linewidth=1)
+        ax.text(when, 1.01, str(k), transform=top, ha="center", va="bottom", fontsize=8, weight="bold")
     ax.set_xlabel("event time")
     ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title)
+    ax.set_title(title, pad=16)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower left")
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    for label in ax.get_xticklabels():
+        label.set_rotation(20)
+        label.set_horizontalalignment("right")
+    for row, (k, when, text) in enumerate(lines):
+        y = (table_in - row_in * (row + 1)) / height
+        colors = {_marker_color(t) for _, t in groups[k - 1][1]}
+        color = colors.pop() if len(colors) == 1 else "black"
+        fig.text(0.02, y, f"{k:>2}  {when:%m-%d %H:%M}", fontsize=8, family="monospace", weight="bold")
+        fig.text(0.15, y, text, fontsize=8, color=color)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
@@ -131,7 +188,8 @@ class PsiTimeline:
 
     Like the lifecycle's monitors it sees one event in ``sample_every`` (by source offset, so
     the sample does not depend on batching) and keeps a point every ``point_every`` sampled
-    events, once the reference and the window are full.
+    events, once the reference and the window are full. The ``exclude``d features (counters, as
+    the lifecycle's monitor) are left out.
     """
 
     def __init__(
@@ -140,11 +198,16 @@ class PsiTimeline:
         window_size: int = 500,
         sample_every: int = 10,
         point_every: int = 50,
+        exclude: tuple[str, ...] = COUNTERS,
     ):
         from riverrun.detectors.covariate import CovariateShiftMonitor
 
         self.monitor = CovariateShiftMonitor(
-            reference_size=reference_size, window_size=window_size, ks_alpha=None, check_every=point_every
+            reference_size=reference_size,
+            window_size=window_size,
+            ks_alpha=None,
+            check_every=point_every,
+            exclude=exclude,
         )
         self.sample_every = sample_every
         self.point_every = point_every
@@ -172,6 +235,7 @@ class PsiTimeline:
             "sample_every": self.sample_every,
             "warning": self.monitor.psi_warning,
             "threshold": self.monitor.psi_threshold,
+            "excluded": sorted(self.monitor.exclude),
             "series": [
                 {"ts": ts.isoformat(), "psi": psi} for ts, psi in sorted(self.points, key=lambda p: p[0])
             ],

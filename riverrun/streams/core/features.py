@@ -10,6 +10,10 @@
 
 ``none`` passes the raw features through unchanged (the identity).
 
+``entity_event_count`` only grows: its distribution shifts by construction, so the covariate
+monitor leaves it out (``COUNTERS``, the default of ``PolicyConfig.covariate_exclude``); the
+others are stationary when the stream is.
+
 >>> from datetime import datetime, timezone
 >>> from riverrun.schemas import Event
 >>> t = lambda s: datetime.fromtimestamp(s, timezone.utc)
@@ -31,6 +35,9 @@ from typing import Literal
 from riverrun.schemas import Event
 
 FeatureMode = Literal["none", "default"]
+
+#: Default features that only grow: left out of covariate-shift monitoring.
+COUNTERS: tuple[str, ...] = ("entity_event_count",)
 
 
 class EntityFeatures:
