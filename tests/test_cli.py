@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from riverrun.registry import open_registry
 from riverrun.schemas import DeadLetter, Event, Label, Prediction
 from riverrun.streams.cli import main
 from tests.harness.ports import free_port
@@ -348,4 +349,9 @@ def test_demo(tmp_path, capsys):
     assert [t["event"] for t in report["stream"]["troubles"]] == [1000, 1800, 2000, 2800]
     assert (out / "registry.key").stat().st_mode & 0o777 == 0o600
     assert any((out / "registry" / "lr-policy").glob("v*.ckpt"))
+    # what was checkpointed, numbered as `riverrun models list` numbers it (issue 18)
+    registry = open_registry(str(out / "registry"), (out / "registry.key").read_bytes())
+    listed = {v.reason.split(":", 1)[0]: v.version for v in registry.versions("lr-policy")}
+    saved = [a for a in report["actions"] if a["action"] == "checkpoint"]
+    assert saved and all(a["registry_version"] == listed[a["checkpoint"]] for a in saved)
     assert_png(out / "metrics.png")
