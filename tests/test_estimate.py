@@ -79,17 +79,19 @@ def test_on_an_overconfident_stream_the_calibration_corrects_the_estimate():
 
 def test_the_expected_log_loss_of_a_calibrated_multiclass_model_is_its_log_loss():
     rng = random.Random(3)
-    est = ConfidenceEstimate(window_size=5000, calibrate=False)
+    est = ConfidenceEstimate(calibrate=False)
+    losses, rights = [], []
     for i in range(5000):
         w = [rng.random() ** 3 for _ in range(4)]
         proba = {k: v / sum(w) for k, v in zip("abcd", w, strict=True)}
         y_pred = max(proba, key=proba.get)
         y = rng.choices(list(proba), weights=list(proba.values()))[0]
-        est.update_served(i, y_pred, proba)
-        est.update_label(i, y)
+        est.update_served(i, y_pred, proba)  # all pending: labels drawn, not given
+        losses.append(-math.log(proba[y]))
+        rights.append(y == y_pred)
     s = est.get()
-    assert s["estimated_log_loss_rolling"] == pytest.approx(s["log_loss_rolling"], rel=0.05)
-    assert s["estimated_accuracy_rolling"] == pytest.approx(s["accuracy_rolling"], abs=0.02)
+    assert s["estimated_log_loss"] == pytest.approx(sum(losses) / len(losses), rel=0.05)
+    assert s["estimated_accuracy"] == pytest.approx(sum(rights) / len(rights), abs=0.02)
 
 
 def test_the_pending_window_adds_at_serving_and_removes_at_label_or_expiry():
@@ -99,6 +101,8 @@ def test_the_pending_window_adds_at_serving_and_removes_at_label_or_expiry():
     est.update_served("b", False, {True: 0.3, False: 0.7})
     est.update_served("c", True, {True: 1.0, False: 0.0})  # certain: finite expected loss
     assert est.get()["estimated_accuracy"] == pytest.approx((0.9 + 0.7 + 1.0) / 3)
+    expected = 0.9 * -math.log(0.9) + 0.1 * -math.log(0.1) + 0.7 * -math.log(0.7) + 0.3 * -math.log(0.3)
+    assert est.get()["estimated_log_loss"] == pytest.approx(expected / 3)
     est.update_served("c", True, {True: 0.6, False: 0.4})  # served again: replaces
     assert est.n_pending == 3
     assert est.get()["estimated_accuracy"] == pytest.approx((0.9 + 0.7 + 0.6) / 3)
@@ -108,7 +112,7 @@ def test_the_pending_window_adds_at_serving_and_removes_at_label_or_expiry():
     s = est.get()
     assert s["pending"] == 1 and s["estimated_accuracy"] == pytest.approx(0.6)
     assert s["accuracy_rolling"] == 0.0 and s["estimated_accuracy_rolling"] == pytest.approx(0.9)
-    assert s["log_loss_rolling"] == pytest.approx(-math.log(0.1))
+    assert s["abs_error"] == pytest.approx(0.9) and "mae" not in s  # the window is not full yet
     est.update_label("c", True)
     assert "estimated_accuracy" not in est.get()  # nothing pending: nothing to estimate
     assert est._pending_accuracy == 0.0 and est._pending_log_loss == 0.0

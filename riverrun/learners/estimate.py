@@ -62,7 +62,6 @@ A model that says 0.9 and is right 60 % of the time:
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any
 
 _EPS = 1e-15  # probabilities clamped as River's log loss clamps them
@@ -88,7 +87,7 @@ class ConfidenceEstimate:
         self._reset()
 
     def _reset(self) -> None:
-        # event id -> (y_pred, confidence, estimated accuracy, estimated log loss, proba)
+        # event id -> (y_pred, confidence, estimated accuracy, estimated log loss)
         self._pending: dict[Any, tuple] = {}
         self._pending_accuracy = 0.0  # sums over the pending predictions
         self._pending_log_loss = 0.0
@@ -98,12 +97,14 @@ class ConfidenceEstimate:
         # the correction per bin, and once more for a confidence of exactly 1 (bin n)
         self._correction = [0.0] * (n + 1)
         self._decay = 1.0 - 1.0 / self.calibration_window
-        # the last window_size labelled predictions: (estimated accuracy, right, estimated log
-        # loss, log loss), and the sums of the four columns
-        self._window: deque[tuple[float, float, float, float]] = deque()
-        self._sums = [0.0, 0.0, 0.0, 0.0]
-        self._since_resum = 0
-        self._abs_error_sum = 0.0
+        # the last window_size labelled predictions, a ring: estimated accuracy when served,
+        # and right (1.0) or wrong (0.0); and the sums of both
+        self._ring_estimated = [0.0] * self.window_size
+        self._ring_right = [0.0] * self.window_size
+        self._position = 0
+        self._sum_estimated = 0.0
+        self._sum_right = 0.0
+        self._abs_error_sum = 0.0  # of |sum_estimated - sum_right|, once the ring is full
         self._n_abs_error = 0
         self.n_labelled = 0
 
@@ -134,11 +135,11 @@ class ConfidenceEstimate:
             wrong = -log(q)
         else:
             wrong = sum(-r * log(r) for k, r in proba.items() if k != y_pred and r > _EPS) / q
-        log_loss = acc * right + (1.0 - acc) * wrong
+        log_loss = right + (1.0 - acc) * (wrong - right)
         pending = self._pending
         if event_id in pending:
             self.forget(event_id)
-        pending[event_id] = (y_pred, p, acc, log_loss, proba)
+        pending[event_id] = (y_pred, p, acc, log_loss)
         self._pending_accuracy += acc
         self._pending_log_loss += log_loss
 
@@ -149,7 +150,7 @@ class ConfidenceEstimate:
         entry = pending.pop(event_id, None)
         if entry is None:
             return
-        y_pred, p, acc, log_loss, proba = entry
+        y_pred, p, acc, log_loss = entry
         if pending:
             self._pending_accuracy -= acc
             self._pending_log_loss -= log_loss
@@ -164,32 +165,24 @@ class ConfidenceEstimate:
             d = self._decay
             residual = self._residual[b] = self._residual[b] * d + (right - p)
             weight = self._weight[b] = self._weight[b] * d + 1.0
-            self._correction[b] = residual / (weight + self.prior)
+            correction = self._correction[b] = residual / (weight + self.prior)
             if b == n - 1:
-                self._correction[n] = self._correction[b]
-        py = p if right else proba.get(y, 0.0)
-        loss = -math.log(py) if py > _EPS else _MAX_LOSS
-        window, sums = self._window, self._sums
-        window.append((acc, right, log_loss, loss))
-        sums[0] += acc
-        sums[1] += right
-        sums[2] += log_loss
-        sums[3] += loss
-        size = len(window)
-        if size > self.window_size:
-            old = window.popleft()
-            sums[0] -= old[0]
-            sums[1] -= old[1]
-            sums[2] -= old[2]
-            sums[3] -= old[3]
-            size -= 1
-        self._since_resum += 1
-        if self._since_resum >= self.window_size:  # no float drift in the running sums
-            self._sums = [math.fsum(column) for column in zip(*window, strict=True)]
-            self._since_resum = 0
+                self._correction[n] = correction
+        i = self._position
+        estimated, rights = self._ring_estimated, self._ring_right
+        self._sum_estimated += acc - estimated[i]
+        self._sum_right += right - rights[i]
+        estimated[i] = acc
+        rights[i] = right
+        i += 1
+        if i == self.window_size:  # once per turn: no float drift in the running sums
+            i = 0
+            self._sum_estimated = math.fsum(estimated)
+            self._sum_right = math.fsum(rights)
+        self._position = i
         self.n_labelled += 1
-        if size >= self.window_size:
-            self._abs_error_sum += abs(sums[0] - sums[1]) / size
+        if self.n_labelled >= self.window_size:
+            self._abs_error_sum += abs(self._sum_estimated - self._sum_right)
             self._n_abs_error += 1
 
     def forget(self, event_id: Any) -> None:
@@ -212,26 +205,22 @@ class ConfidenceEstimate:
 
         - ``estimated_accuracy``, ``estimated_log_loss``: over the pending predictions;
         - ``pending``: how many;
-        - ``estimated_accuracy_rolling`` / ``accuracy_rolling`` (and the same for
-          ``log_loss``): estimated when served and realised, over the last ``window_size``
-          labelled predictions;
-        - ``abs_error``: distance of the two rolling accuracies now; ``mae``: its mean since the
-          window first filled; ``log_loss_abs_error``: the same for log loss.
+        - ``estimated_accuracy_rolling`` / ``accuracy_rolling``: estimated when served and
+          realised, over the last ``window_size`` labelled predictions;
+        - ``abs_error``: the distance of the two now; ``mae``: its mean over the labels since
+          the window first filled.
         """
         n = len(self._pending)
         out: dict[str, float] = {"pending": float(n)}
         if n:
             out["estimated_accuracy"] = min(max(self._pending_accuracy / n, 0.0), 1.0)
             out["estimated_log_loss"] = max(self._pending_log_loss / n, 0.0)
-        size = len(self._window)
+        size = min(self.n_labelled, self.window_size)
         if size:
-            est, real, est_ll, real_ll = (s / size for s in self._sums)
-            out["estimated_accuracy_rolling"] = est
-            out["accuracy_rolling"] = real
-            out["abs_error"] = abs(est - real)
-            out["estimated_log_loss_rolling"] = est_ll
-            out["log_loss_rolling"] = real_ll
-            out["log_loss_abs_error"] = abs(est_ll - real_ll)
+            estimated, realised = self._sum_estimated / size, self._sum_right / size
+            out["estimated_accuracy_rolling"] = estimated
+            out["accuracy_rolling"] = realised
+            out["abs_error"] = abs(estimated - realised)
         if self._n_abs_error:
-            out["mae"] = self._abs_error_sum / self._n_abs_error
+            out["mae"] = self._abs_error_sum / self._n_abs_error / self.window_size
         return out

@@ -58,6 +58,11 @@ generation the predictions carry as <code>model_version</code> (+1 at every roll
 promotion); <em>ckpt-N</em> is the lifecycle's checkpoint id, and <em>registry vN</em> the number
 <code>riverrun models list</code> shows, when the run stored its checkpoints in a registry (a
 replay from the command line keeps them in memory).</p>
+<p><b>Estimated accuracy</b> (dotted, next to the rolling accuracy): what the served
+probabilities said the accuracy of the same predictions would be, before their labels came,
+calibrated on the labels that had arrived (README: While labels are late). <em>Estimate MAE</em>
+in the summary is the mean distance of the two curves: small when the model's confidence tracks
+its accuracy; large after a concept drift the model is confidently wrong about.</p>
 <p><b>Label delay</b> is event time from an event to its label, as the join saw it. Long delays
 mean the model learns late and drift is noticed late.</p>
 <p><b>PSI</b> (population stability index) compares each numeric feature's recent values with the
@@ -116,11 +121,21 @@ def rolling_plot(report: dict) -> str | None:
         for name, entry in models.items():
             series = [w for w in entry.get("windows", []) if metric in w["metrics"] and w["ts"]]
             if series:
-                ax.plot(
+                line = ax.plot(
                     [datetime.fromisoformat(w["ts"]) for w in series],
                     [w["metrics"][metric] for w in series],
                     label=name,
                     linewidth=1.4,
+                )
+            guessed = [w for w in series if "estimated_accuracy_rolling" in w.get("estimate", {})]
+            if metric == "accuracy_rolling" and guessed:  # what the estimate said before the labels
+                ax.plot(
+                    [datetime.fromisoformat(w["ts"]) for w in guessed],
+                    [w["estimate"]["estimated_accuracy_rolling"] for w in guessed],
+                    label=f"{name} estimated",
+                    color=line[0].get_color(),
+                    linestyle=":",
+                    linewidth=1.2,
                 )
         for run in runs:
             for when, action in _marked(run):
@@ -258,6 +273,7 @@ def summary_table(report: dict) -> str:
         "accuracy",
         "log loss",
         "ROC AUC",
+        "estimate MAE",
         "predicted",
         "learned",
         "actions",
@@ -272,6 +288,7 @@ def summary_table(report: dict) -> str:
         cells = [r["name"], r["recipe"], r["policy"]]
         cells = [f'<td class="l">{html.escape(str(c))}</td>' for c in cells]
         cells += [f"<td>{_fmt(m.get(k))}</td>" for k in ("accuracy", "log_loss", "roc_auc")]
+        cells.append(f"<td>{_fmt(r.get('estimate_mae'))}</td>")  # label-free estimate's error
         cells += [f"<td>{_fmt(r.get('n_predicted'))}</td>", f"<td>{_fmt(r.get('n_learned'))}</td>"]
         cells += [f'<td class="l">{html.escape(shown)}</td>', f"<td>{rate}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")

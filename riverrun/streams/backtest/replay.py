@@ -409,6 +409,9 @@ def _run_entry(
         "n_learned": final.n_learned,
         "metrics": final.metrics,
         "counters": final.counters,
+        # the label-free estimate's error: mean |estimated - realised rolling accuracy| (None:
+        # a regression model, or fewer labels than the window)
+        "estimate_mae": final.estimate.get("mae"),
         "action_counts": dict(collections.Counter(e.action for e in events)),
         "actions": actions_summary(events),
         "seconds": round(seconds, 3),

@@ -1,0 +1,122 @@
+"""How wrong is the label-free estimate? River's drifting generators x models, labels late.
+
+    python -m benchmarks.estimate [--events 20000] [--seeds 2] [--delay 100:300] [--window 1000]
+
+For each stream x model x seed the model predicts every event at once and learns its label
+``delay`` events later (uniform in the range, seeded), as the model step does (the served
+prediction is the one scored). Two estimators watch the served probabilities
+(``riverrun.learners.estimate.ConfidenceEstimate``): the default one, calibrated online on the
+labels that arrived, and plain CBPE (``calibrate=False``, trusts the model's probabilities).
+
+Printed per case: the realised accuracy, and the mean absolute error of the estimated against
+the realised rolling accuracy over the same last ``window`` labelled predictions (``mae``: each
+prediction estimated when it was served), for both estimators; then the mean and the worst over
+the panel. Streams: a sudden concept switch at the middle (ConceptDriftStream, width 50) for
+Agrawal (functions 0 -> 2), SEA (0 -> 3), STAGGER (0 -> 2), Sine (0 -> 2), Mixed (0 -> 1); and
+moving concepts for Hyperplane (mag_change 0.001) and RandomRBFDrift (change_speed 0.0001).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import statistics
+import time
+
+from river.datasets import synth
+
+from riverrun.learners.estimate import ConfidenceEstimate
+from riverrun.learners.online import OnlineLearner
+
+
+def _switch(make, before: int, after: int, seed: int, n: int):
+    return synth.ConceptDriftStream(
+        stream=make(before, seed), drift_stream=make(after, seed + 1), position=n // 2, width=50, seed=seed
+    )
+
+
+STREAMS = {
+    "Agrawal 0->2": lambda s, n: _switch(
+        lambda f, sd: synth.Agrawal(classification_function=f, seed=sd), 0, 2, s, n
+    ),
+    "SEA 0->3": lambda s, n: _switch(lambda f, sd: synth.SEA(variant=f, seed=sd, noise=0.05), 0, 3, s, n),
+    "STAGGER 0->2": lambda s, n: _switch(
+        lambda f, sd: synth.STAGGER(classification_function=f, seed=sd), 0, 2, s, n
+    ),
+    "Sine 0->2": lambda s, n: _switch(
+        lambda f, sd: synth.Sine(classification_function=f, seed=sd), 0, 2, s, n
+    ),
+    "Mixed 0->1": lambda s, n: _switch(
+        lambda f, sd: synth.Mixed(classification_function=f, seed=sd), 0, 1, s, n
+    ),
+    "Hyperplane moving": lambda s, n: synth.Hyperplane(seed=s, n_features=10, mag_change=0.001),
+    "RandomRBFDrift": lambda s, n: synth.RandomRBFDrift(
+        seed_model=s, seed_sample=s + 1, n_centroids=20, n_drift_centroids=10, change_speed=0.0001
+    ),
+}
+
+
+def run_case(stream, recipe: str, n: int, delay: tuple[int, int], window: int, seed: int) -> dict:
+    """Serve every event, learn each label ``delay`` events later; both estimators watch."""
+    learner = OnlineLearner("m", recipe, window_size=window)
+    calibrated, plain = ConfidenceEstimate(window), ConfidenceEstimate(window, calibrate=False)
+    rng = random.Random(seed)
+    due: list[tuple[int, int, dict, bool]] = []  # (label time, event number, x, y)
+    right = 0
+    for i, (x, y) in enumerate(stream.take(n)):
+        y = bool(y)
+        while due and due[0][0] <= i:
+            _, j, xj, yj = heapq.heappop(due)
+            served = learner.learn(str(j), xj, yj)
+            right += served.y_pred == yj
+            calibrated.update_label(j, yj)
+            plain.update_label(j, yj)
+        served = learner.predict(str(i), x)
+        if served.proba:
+            calibrated.update_served(i, served.y_pred, served.proba)
+            plain.update_served(i, served.y_pred, served.proba)
+        heapq.heappush(due, (i + rng.randint(*delay), i, x, y))
+    return {
+        "accuracy": right / max(learner.n_learned, 1),
+        "mae": calibrated.get()["mae"],
+        "mae_plain": plain.get()["mae"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--delay", default="100:300", help="label delay in events, uniform lo:hi")
+    parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--models", default="lr,hat")
+    args = parser.parse_args()
+    delay = tuple(int(v) for v in args.delay.split(":"))
+    print(
+        f"{args.events} events, labels {delay[0]}-{delay[1]} events late, rolling window {args.window}, "
+        f"seeds 1..{args.seeds}; mean over seeds"
+    )
+    print(f"{'stream':20}{'model':>6}{'accuracy':>10}{'MAE calibrated':>16}{'MAE plain CBPE':>16}{'s':>6}")
+    maes, plains = [], []
+    for name, make in STREAMS.items():
+        for recipe in args.models.split(","):
+            start = time.perf_counter()
+            cases = [
+                run_case(make(seed, args.events), recipe, args.events, delay, args.window, seed)
+                for seed in range(1, args.seeds + 1)
+            ]
+            mean = {k: statistics.fmean(c[k] for c in cases) for k in cases[0]}
+            maes.append(mean["mae"])
+            plains.append(mean["mae_plain"])
+            print(
+                f"{name:20}{recipe:>6}{mean['accuracy']:>10.3f}{mean['mae']:>16.3f}{mean['mae_plain']:>16.3f}"
+                f"{time.perf_counter() - start:>6.0f}",
+                flush=True,
+            )
+    print(f"{'panel mean':36}{statistics.fmean(maes):>16.3f}{statistics.fmean(plains):>16.3f}")
+    print(f"{'panel worst':36}{max(maes):>16.3f}{max(plains):>16.3f}")
+
+
+if __name__ == "__main__":
+    main()
