@@ -13,7 +13,7 @@ ACTIONS = (
     ("show", "one version's metadata"),
     ("diff", "what differs between two versions"),
     ("audit", "the model's audit log (every lifecycle action)"),
-    ("export", "verify a version and write it as a pickle file"),
+    ("export", "verify a version and write it as a pickle file or an MLflow model"),
     ("rollback", "make the running flow serve VERSION (through the control topic)"),
     ("checkpoint", "make the running flow checkpoint now (through the control topic)"),
 )
@@ -44,7 +44,16 @@ def add_models(sub) -> None:
             pm.add_argument("v1", type=int)
             pm.add_argument("v2", type=int)
         if name == "export":
-            pm.add_argument("out", type=Path, help="output file")
+            pm.add_argument("out", type=Path, nargs="?", help="output file or directory (or --out)")
+            pm.add_argument("--out", type=Path, dest="out_option", metavar="OUT", help="the same")
+            pm.add_argument(
+                "--format",
+                choices=["pickle", "mlflow"],
+                default="pickle",
+                help="pickle: a plain pickle file of the River model (default); mlflow: an MLflow "
+                "pyfunc model directory, mlflow.pyfunc.load_model(OUT).predict(DataFrame of "
+                "features) gives the probabilities (needs the extra: pip install 'riverrun[mlflow]')",
+            )
         pm.set_defaults(fn=_cmd_models)
 
 
@@ -114,6 +123,20 @@ def _print_json(value, indent: int | None = None) -> int:
 def _export(args, registry) -> int:
     import pickle
 
+    if (args.out is None) == (args.out_option is None):
+        raise RiverrunError("give the output once: OUT or --out OUT")
+    args.out = args.out or args.out_option
+    if args.format == "mlflow":
+        from riverrun.registry.mlflow_export import export_mlflow
+
+        meta = export_mlflow(registry, args.model, args.version, args.out)
+        print(
+            f"wrote {args.model} v{args.version} ({meta['model_class']}) as an MLflow model to "
+            f"{args.out}: mlflow.pyfunc.load_model('{args.out}').predict(features DataFrame) gives "
+            "the probabilities; loading needs riverrun and River "
+            f"{meta['written_by']['river_version']} (its requirements.txt)"
+        )
+        return 0
     model = registry.load(args.model, args.version)  # signature checked, allowlisted
     args.out.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     print(
