@@ -128,7 +128,7 @@ def arf_snapshot(events, labels, n: int) -> dict[str, float]:
     }
 
 
-def _rss_kb(pid: int) -> int | None:
+def rss_kb(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -183,7 +183,7 @@ def _rss_run(tmp: Path, n: int, every: int, budget_seconds: float, log) -> dict:
     started = time.monotonic()
     next_mark = 0
     while proc.poll() is None:
-        rss = _rss_kb(proc.pid)
+        rss = rss_kb(proc.pid)
         size = predictions.stat().st_size if predictions.exists() else 0
         if line_bytes is None and size > 1_000_000:
             with predictions.open("rb") as f:
