@@ -151,7 +151,10 @@ def rolling_plot(report: dict) -> str | None:
     for action in sorted(kinds):
         handles.append(Line2D([], [], color=ACTION_COLORS.get(action, "grey"), linestyle="--"))
         labels.append(action.replace("_", " "))
-    axes[0].legend(handles, labels, loc="lower left", fontsize=8, ncol=3)
+    # above the panels, outside them: a legend inside covers the curves
+    axes[0].legend(
+        handles, labels, loc="lower left", bbox_to_anchor=(0, 1.02), fontsize=8, ncol=6, frameon=False
+    )
     axes[-1].set_xlabel("event time")
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -273,6 +276,7 @@ def summary_table(report: dict) -> str:
         "accuracy",
         "log loss",
         "ROC AUC",
+        "regret",
         "estimate MAE",
         "predicted",
         "learned",
@@ -288,6 +292,7 @@ def summary_table(report: dict) -> str:
         cells = [r["name"], r["recipe"], r["policy"]]
         cells = [f'<td class="l">{html.escape(str(c))}</td>' for c in cells]
         cells += [f"<td>{_fmt(m.get(k))}</td>" for k in ("accuracy", "log_loss", "roc_auc")]
+        cells.append(f"<td>{_fmt(r.get('regret'))}</td>")  # against doing nothing; none: policy off
         cells.append(f"<td>{_fmt(r.get('estimate_mae'))}</td>")  # label-free estimate's error
         cells += [f"<td>{_fmt(r.get('n_predicted'))}</td>", f"<td>{_fmt(r.get('n_learned'))}</td>"]
         cells += [f'<td class="l">{html.escape(shown)}</td>', f"<td>{rate}</td>"]
