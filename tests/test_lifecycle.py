@@ -58,7 +58,7 @@ def test_drift_promotes_corruption_rolls_back_shift_only_alerts(scenario_run):
     acted = actions(outputs, "promotion", "rollback")
     # Golden positions (event index when the action happened), seeded: a change here is a
     # change of behaviour.
-    assert [(i, o.action) for i, o in acted] == [(5073, "promotion"), (9073, "rollback")]
+    assert [(i, o.action) for i, o in acted] == [(5085, "promotion"), (9085, "rollback")]
     promotion = acted[0][1]
     assert promotion.compared["challenger:fresh"]["accuracy"] > promotion.compared["champion"]["accuracy"]
     assert (promotion.from_version, promotion.to_version) == (1, 2)
@@ -70,10 +70,10 @@ def test_drift_promotes_corruption_rolls_back_shift_only_alerts(scenario_run):
     assert rollback.to_version == lc.version == 3
     assert "labels look corrupted" in rollback.reason
     assert [(i, o.action) for i, o in actions(outputs, "learning_paused", "learning_resumed")] == [
-        (9073, "learning_paused"),
+        (9085, "learning_paused"),
         (10058, "learning_resumed"),
     ]
-    assert lc.n_paused == 985 and not lc.paused
+    assert lc.n_paused == 973 and not lc.paused
     assert accuracy > 0.98  # against the true labels: the corruption did not reach the model
     # The covariate shift: alert with evidence, a checkpoint, and no rollback or promotion.
     shifts = actions(outputs, "covariate_shift")
@@ -96,7 +96,7 @@ def test_rollback_restores_the_checkpoint_exactly_and_pausing_keeps_it():
     # champion is still exactly the checkpoint it rolled back to.
     lc, outputs, _ = run(rows, PolicyConfig(), until=9700)
     ((at, rollback),) = actions(outputs, "rollback")
-    assert at == 9073 and lc.version == rollback.to_version == 3 and lc.paused
+    assert at == 9085 and lc.version == rollback.to_version == 3 and lc.paused
     ckpt = next(o for _, o in outputs if isinstance(o, Checkpoint) and o.id == rollback.checkpoint)
     restored = pickle.loads(ckpt.blob)
     probe = [x for x, _, _ in rows[-300:]]
@@ -286,10 +286,10 @@ def test_model_step_dead_letters_the_labels_it_does_not_learn():
             out = step.on_item(seq, item)
             seq += 1
             quarantined += [o for o in out if isinstance(o, DeadLetter) and o.reason == "label_quarantined"]
-    assert len(quarantined) == step.lifecycle.n_paused == step.counters()["quarantined_labels"] == 985
+    assert len(quarantined) == step.lifecycle.n_paused == step.counters()["quarantined_labels"] == 973
     first = quarantined[0]
-    # the pause began with the label learned at event 9073; the next one is the first kept out
-    assert first.kind == "label" and first.partition == 1 and first.offset == 9073 - DELAY + 1
+    # the pause began with the label learned at event 9085; the next one is the first kept out
+    assert first.kind == "label" and first.partition == 1 and first.offset == 9085 - DELAY + 1
     assert json.loads(first.payload)["event_id"] == str(first.offset)
 
 

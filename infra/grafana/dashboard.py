@@ -245,6 +245,16 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
             kind="bargauge",
             width=12,
         ),
+        panel(
+            "Lifecycle regret",
+            [(f"max by (model) (riverrun_lifecycle_regret{{{M}}})", "{{model}}")],
+            unit="percentunit",
+            width=12,
+            description=(
+                "Accuracy lost against doing nothing (the unchanged model, in shadow from the first "
+                "action); below 0: the lifecycle helped."
+            ),
+        ),
     ]
     engine = [
         panel(

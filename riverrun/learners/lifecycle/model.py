@@ -1,5 +1,7 @@
 """``ModelLifecycle``: champion, challengers and checkpoints of one model, and the policy that
-acts on drift (the package docstring tells the whole story)."""
+acts on drift (the package docstring tells the whole story). The decision rule is
+``decision.PairedDecision``, its test ``sequential.PairedTest``; the displaced model and the
+counterfactual are ``shadow.Shadow``s; the label-free monitors are in ``monitors``."""
 
 from __future__ import annotations
 
@@ -10,21 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from riverrun.detectors import (
-    ConceptDriftDetector,
-    CovariateShiftMonitor,
-    DriftSignal,
-    LabelShiftMonitor,
-    PredictionDriftMonitor,
-)
+from riverrun.detectors import ConceptDriftDetector, DriftSignal
 from riverrun.learners.lifecycle.checkpoints import Checkpoint, FrozenCheckpoint
+from riverrun.learners.lifecycle.decision import CHAMPION, PairedDecision, Verdict, adapts_by_itself
 from riverrun.learners.lifecycle.error_change import error_change
+from riverrun.learners.lifecycle.monitors import build_monitors, feed_served
 from riverrun.learners.lifecycle.policy import PolicyConfig
+from riverrun.learners.lifecycle.sequential import PairedTest, log_loss
+from riverrun.learners.lifecycle.shadow import Regret, Shadow
 from riverrun.learners.online import OnlineLearner, Served
 from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import ModelEvent
 
-CHAMPION = "champion"
+__all__ = ["CHAMPION", "Evaluation", "ModelLifecycle", "labels_since_change"]
 
 
 def labels_since_change(oks: list[bool]) -> int:
@@ -68,13 +68,21 @@ class Evaluation:
     signal: DriftSignal
     start: datetime | None
     labels: int = 0
-    quick_at: int = -1  # the label count at which _decide_at_drift tries again
-    correct: dict[str, int] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+    quick_at: int = -1  # unused since the sequential test (kept: old pickles carry it)
+    correct: dict[str, int] = field(default_factory=dict)  # unused since the sequential test
+    seen: dict[str, int] = field(default_factory=dict)  # unused since the sequential test
+    rule: PairedDecision | None = None  # None: pickled before the rule existed (made when next seen)
+    checkpoints: bool = True  # judge the checkpoints too (not against a self-adapting champion)
 
 
 class ModelLifecycle:
     """Champion, challengers and checkpoints of one model, and the policy that acts on drift."""
+
+    # Defaults for lifecycles pickled before these existed (recovery snapshots, registry blobs).
+    _fresh_test: PairedTest | None = None
+    _displaced: Shadow | None = None  # the model a promotion or rollback displaced, on probation
+    _counterfactual: Shadow | None = None  # the champion as with no lifecycle (None: the champion)
+    _regret: Regret | None = None
 
     def __init__(self, name: str, recipe: str, config: PolicyConfig | None = None, window_size: int = 1000):
         self.name = name
@@ -86,25 +94,7 @@ class ModelLifecycle:
         }
         c = self.config
         self.concept = ConceptDriftDetector(c.concept_detector)
-        self.covariate = (
-            CovariateShiftMonitor(
-                reference_size=c.reference_size,
-                window_size=c.monitor_window,
-                psi_warning=c.psi_warning,
-                psi_threshold=c.psi_threshold,
-                ks_alpha=c.ks_alpha,
-                chi2_alpha=c.chi2_alpha,
-                check_every=c.monitor_check_every,
-                exclude=c.covariate_exclude,
-            )
-            if c.covariate
-            else None
-        )
-        windows = {"reference_size": c.reference_size, "window_size": c.monitor_window}
-        self.labels = LabelShiftMonitor(**windows, check_every=c.monitor_check_every) if c.prior else None
-        self.predictions = (
-            PredictionDriftMonitor(**windows, check_every=c.monitor_check_every) if c.prior else None
-        )
+        self.covariate, self.labels, self.predictions = build_monitors(c)
         self.checkpoints: deque[FrozenCheckpoint] = deque()
         self.n_checkpoints = 0
         self.n_actions: dict[str, int] = {}  # model events emitted, by action (for monitoring)
@@ -116,7 +106,7 @@ class ModelLifecycle:
         self._n_served = 0
         self._sampled: list[tuple[dict, dict | None]] = []  # served samples not yet monitored
         self._fresh_since = 0  # labels seen when the fresh challenger started
-        self._fresh_score = [0, 0]  # champion, fresh: correct on the labels since then
+        self._fresh_test = None  # the fresh challenger against the champion, since it started
         self._recent: deque[tuple[dict, Any, bool]] = deque(maxlen=self.config.decision_window)
         self.paused = False  # labels look corrupted: learning is paused
         self._paused_since = 0
@@ -138,6 +128,12 @@ class ModelLifecycle:
         """The serving version: 1, then +1 at every rollback or promotion."""
         return self.champion.version
 
+    def regret(self) -> float:
+        """Accuracy lost against doing nothing (the counterfactual) on the labels learned so far
+        (paused ones left out); negative: the lifecycle helped. 0 until its first action."""
+        excess = self._regret.excess if self._regret is not None else 0
+        return excess / max(self.n_labels - self.n_paused, 1)
+
     # -- serving -------------------------------------------------------------------------------
 
     def predict(self, event_id: str, x: dict, ts: datetime | None = None) -> Served:
@@ -151,6 +147,10 @@ class ModelLifecycle:
         if self.challengers:
             for challenger in self.challengers.values():
                 challenger.predict(event_id, x)
+        if (cf := self._counterfactual) is not None:
+            cf.predict(event_id, x)
+        if (displaced := self._displaced) is not None and displaced is not cf:
+            displaced.predict(event_id, x)
         n = self._n_served = self._n_served + 1
         if n % config.monitor_every:  # the hot path ends here (learn() keeps last_ts for its events)
             return served
@@ -163,23 +163,8 @@ class ModelLifecycle:
             self._sampled = []
             if ts is not None:  # the event time of the alerts
                 self.last_ts = ts
-            self._monitor(batch)
+            feed_served(self, batch)
         return served
-
-    def _monitor(self, batch: list[tuple[dict, dict | None]]) -> None:
-        """Feed a batch of sampled (features, served probabilities) to the label-free monitors,
-        in order; alerts (and checkpoints) go to ``drain()``."""
-        if (covariate := self.covariate) is not None:
-            for x, _ in batch:
-                covariate.update(x)
-                if covariate._drift_detected:  # one alert (and checkpoint) per update
-                    self._alert("covariate_shift", covariate.signal(), checkpoint=True)
-        if (predictions := self.predictions) is not None:
-            for _, proba in batch:
-                if proba:
-                    predictions.update(proba.get(True, 0.0))
-                    if predictions._drift_detected:
-                        self._alert("prediction_drift", predictions.signal())
 
     def drain(self) -> list[ModelEvent | Checkpoint]:
         """Events and checkpoints raised while serving (label-free alerts)."""
@@ -190,6 +175,10 @@ class ModelLifecycle:
         self.champion.forget(event_id)
         for challenger in self.challengers.values():
             challenger.forget(event_id)
+        if (cf := self._counterfactual) is not None:
+            cf.forget(event_id)
+        if (displaced := self._displaced) is not None and displaced is not cf:
+            displaced.forget(event_id)
 
     # -- learning and deciding -----------------------------------------------------------------
 
@@ -204,7 +193,8 @@ class ModelLifecycle:
             self.n_labels += 1
             self.last_ts, self._position = ts, position
             return self._learn_paused(event_id, x, y, ts)
-        champion_ok = self.champion.learn(event_id, x, y).y_pred == y
+        served = self.champion.learn(event_id, x, y)
+        champion_ok = served.y_pred == y
         if not config.enabled:
             return []
         n = self.n_labels = self.n_labels + 1
@@ -213,26 +203,33 @@ class ModelLifecycle:
         out = self.drain() if self._pending_events else []
 
         challengers = self.challengers
-        shadow: dict[str, bool] | None = None
+        shadow: dict[str, tuple[float, float]] | None = None  # candidate -> (0/1 loss, log loss)
+        watched = self._counterfactual is not None or self._displaced is not None
+        champion_log = log_loss(served.proba, y) if challengers or watched else 0.0
         if challengers:
-            shadow = {CHAMPION: champion_ok}
+            shadow = {CHAMPION: (float(not champion_ok), champion_log)}
             for recipe, challenger in challengers.items():
                 # A challenger started after this event was served is scored test-then-train.
-                shadow[f"challenger:{recipe}"] = challenger.learn(event_id, x, y).y_pred == y
+                scored = challenger.learn(event_id, x, y)
+                shadow[f"challenger:{recipe}"] = (float(scored.y_pred != y), log_loss(scored.proba, y))
             if "fresh" in challengers:
-                self._fresh_score[0] += champion_ok
-                self._fresh_score[1] += shadow["challenger:fresh"]
+                if self._fresh_test is None:  # pickled before the test existed
+                    self._fresh_test = self._new_test()
+                fresh_loss, fresh_log = shadow["challenger:fresh"]
+                self._fresh_test.update(float(not champion_ok), fresh_loss, champion_log, fresh_log)
         if n % config.monitor_every == 0 and (labels := self.labels) is not None:
             labels.update(y)
             if labels._drift_detected:
                 self._alert("prior_shift", labels.signal(), checkpoint=True, out=out)
         if config.decide_at_drift:
             self._recent.append((x, y, champion_ok))
+        if watched and self._watch(event_id, x, y, champion_ok, champion_log, out):
+            return out  # a displaced model came back
 
         if self.concept.update(not champion_ok) and self._on_concept_alarm(ts, out):  # rare
             return out
         if self._evaluation is not None:
-            self._evaluate(x, y, champion_ok, shadow, out)
+            self._evaluate(x, y, champion_ok, served.proba, shadow, out)
             return out
         if challengers and "fresh" in challengers and n - self._fresh_since > config.fresh_patience:
             del challengers["fresh"]  # a warning no drift followed: stop paying for it
@@ -240,6 +237,9 @@ class ModelLifecycle:
         if since >= config.checkpoint_every and n >= self._cooldown_until:
             out += self.checkpoint("periodic")
         return out
+
+    def _new_test(self) -> PairedTest:
+        return PairedTest(self.config.alpha, self.config.min_improvement)
 
     def _on_concept_alarm(self, ts: datetime | None, out: list) -> bool:
         """A warning starts a fresh challenger; a drift (of a *rising* error, outside a cool-down
@@ -261,29 +261,50 @@ class ModelLifecycle:
             return True
         if config.fresh_challenger:
             self._start_fresh_challenger(out)
-        self._evaluation = Evaluation(signal, ts)
-        if config.decide_at_drift and "fresh" in self.challengers:  # too young to judge yet
-            self._evaluation.quick_at = self._fresh_since + config.min_at_drift
+        ev = self._evaluation = Evaluation(signal, ts)
+        ev.rule = self._rule()
+        ev.checkpoints = self._judge_checkpoints()
         return False
 
-    def _evaluate(self, x: dict, y: Any, champion_ok: bool, shadow: dict | None, out: list) -> None:
-        """Score every candidate on this label; decide when the window is over or decisive."""
+    def _judge_checkpoints(self) -> bool:
+        """Checkpoints are candidates at a drift, unless the champion adapts by itself
+        (``trust_self_adapting``)."""
+        return not (self.config.trust_self_adapting and adapts_by_itself(self.champion.model))
+
+    def _rule(self, max_labels: int | None = None) -> PairedDecision:
+        """The decision rule, started on the present candidates; the fresh challenger is judged
+        on every label since it started (its running test)."""
+        c = self.config
+        window = c.decision_window if max_labels is None else max_labels
+        rule = PairedDecision(c.alpha, c.min_improvement, c.min_at_drift, window)
+        rule.start([f"challenger:{r}" for r in self.challengers if r != "fresh"])
+        if "fresh" in self.challengers and self._fresh_test is not None:
+            rule.add("challenger:fresh", self._fresh_test)
+        return rule
+
+    def _evaluate(
+        self, x: dict, y: Any, champion_ok: bool, proba: dict | None, shadow: dict | None, out: list
+    ) -> None:
+        """Score every candidate on this label; decide when a test is decisive or the window over."""
         ev = self._evaluation
         assert ev is not None
-        if self.n_labels == ev.quick_at and (decided := self._decide_at_drift(ev.signal, self.last_ts)):
-            out += decided
-            self._evaluation = None
-            return
+        rule = ev.rule
+        if rule is None:  # an evaluation pickled before the rule: judged on the labels left
+            rule = ev.rule = self._rule(max(self.config.decision_window - ev.labels, 1))
         if shadow is None:
-            shadow = {CHAMPION: champion_ok}
-        for frozen in self.checkpoints:  # frozen checkpoints only matter while judging
-            shadow[f"checkpoint:{frozen.checkpoint.id}"] = frozen.model.predict_one(x) == y
+            losses = {CHAMPION: (float(not champion_ok), log_loss(proba, y))}
+        else:  # the fresh challenger's running test was updated in learn()
+            losses = {k: v for k, v in shadow.items() if k != "challenger:fresh"}
+        for frozen in self.checkpoints if ev.checkpoints else ():  # frozen: only matter while judging
+            name = f"checkpoint:{frozen.checkpoint.id}"
+            if name not in rule.tests:
+                rule.add(name)
+            losses[name] = _losses(frozen.model, x, y)
         ev.labels += 1
-        for name, ok in shadow.items():
-            ev.correct[name] = ev.correct.get(name, 0) + ok
-            ev.seen[name] = ev.seen.get(name, 0) + 1
-        if ev.labels >= self.config.decision_window or self._decisive(ev):
-            out += self._decide(ev)
+        rule.see(losses)
+        verdict = rule.decide()
+        if verdict is not None:
+            out += self._decide(ev, verdict)
             self._evaluation = None
 
     def _start_fresh_challenger(self, out: list) -> None:
@@ -297,7 +318,9 @@ class ModelLifecycle:
         ):
             return
         self._fresh_since = self.n_labels
-        self._fresh_score = [0, 0]
+        self._fresh_test = self._new_test()
+        if self._evaluation is not None and self._evaluation.rule is not None:
+            self._evaluation.rule.add("challenger:fresh", self._fresh_test)
         fresh = self.challengers["fresh"] = OnlineLearner(
             f"{self.name}:fresh", self.recipe, self.champion.window_size
         )
@@ -326,56 +349,42 @@ class ModelLifecycle:
            ``suspect_window`` labels has not met a new world but *inverted labels* (a broken
            labelling job): roll back to the last healthy checkpoint and pause learning
            (``_pause``; ``max_pause`` bounds it, should the world itself have inverted);
-        2. a checkpoint that clearly beats the champion (``_clearly_better``) on the labels since
-           the warning (at least ``min_decision``) is rolled back to;
-        3. when the fresh challenger, on the labels since the warning (at least
-           ``min_at_drift``), did better than the champion and at least as well as every
-           checkpoint, the world changed and no past model helps: it is promoted now, as River's
-           ``DriftRetrainingClassifier`` would.
+        2. a checkpoint that a ``PairedTest`` finds better than the champion on the buffered
+           labels since the warning (at least ``min_decision``) is rolled back to;
+        3. a fresh challenger that its running test (since the warning) finds better is
+           promoted now, as River's ``DriftRetrainingClassifier`` would, but on evidence.
 
-        The champion is checkpointed before any switch, so a later drift can still undo it.
+        A drift alarm alone replaces nothing: a model that adapts by itself (HAT, ARF, ADWIN
+        bagging) keeps serving unless a candidate beats it on the same labels. The champion is
+        checkpointed before any switch and stays in shadow on probation, so a switch can be undone.
         """
         config = self.config
         recent = list(self._recent)
-
-        def accuracy(predict, n: int) -> float:
-            return sum((ok if predict is None else predict(x) == y) for x, y, ok in recent[-n:]) / n
-
-        def past_models(n: int) -> dict[str, float]:
-            """The champion's and every checkpoint's accuracy on the last ``n`` labels."""
-            scores = {CHAMPION: accuracy(None, n)}
-            for frozen in self.checkpoints:
-                scores[f"checkpoint:{frozen.checkpoint.id}"] = accuracy(frozen.model.predict_one, n)
-            return scores
-
         m = config.suspect_window
         if (
             config.suspect_accuracy is not None
             and self.champion.label_kind == "bool"
             and len(recent) >= m
-            and (champion := accuracy(None, m)) <= config.suspect_accuracy
+            and (champion := sum(ok for *_, ok in recent[-m:]) / m) <= config.suspect_accuracy
         ):
             return self._pause(signal, champion, m, ts)
         since = self.n_labels - self._fresh_since if "fresh" in self.challengers else 0
         n = min(max(since, config.min_decision), len(recent))  # the checkpoints' evidence
-        scores = past_models(n)
-        best = max(scores, key=lambda k: (scores[k], k == CHAMPION))
-        clear = best != CHAMPION and self._clearly_better(scores[best], scores[CHAMPION], n)
-        if clear and n >= config.min_decision:
-            gain = scores[best] - scores[CHAMPION]
-        elif config.min_at_drift <= since <= len(recent):  # the fresh model's evidence
-            n = since
-            scores = {**past_models(n), "challenger:fresh": self._fresh_score[1] / n}
-            best = max(scores, key=lambda k: (scores[k], k == CHAMPION, k.startswith("challenger")))
-            if best != "challenger:fresh" or scores[best] <= scores[CHAMPION]:
-                return None
-            gain = scores[best] - scores[CHAMPION]
-        else:
+        rule = self._rule(max_labels=n + 1)
+        if since < config.min_at_drift:
+            rule.drop("challenger:fresh")
+        checkpoints = self.checkpoints if self._judge_checkpoints() else ()
+        for frozen in checkpoints:
+            rule.add(f"checkpoint:{frozen.checkpoint.id}")
+        for x, y, ok in recent[len(recent) - n :]:  # buffered: accuracy alone (no log loss kept)
+            losses = {CHAMPION: (float(not ok), 0.0)}
+            for frozen in checkpoints:
+                losses[f"checkpoint:{frozen.checkpoint.id}"] = (float(frozen.model.predict_one(x) != y), 0.0)
+            rule.see(losses)
+        verdict = rule.decide()
+        if verdict is None or verdict.choice == "keep" or self._capped():
             return None
-        if self._capped():
-            return None
-        compared = {name: {"accuracy": acc, "labels": float(n)} for name, acc in scores.items()}
-        return self._act(best, gain, n, signal, compared, ts, "up to the drift")
+        return self._act(verdict.choice, verdict.evidence, signal, ts, "up to the drift")
 
     # -- suspect labels ------------------------------------------------------------------------
 
@@ -391,7 +400,8 @@ class ModelLifecycle:
                 f"wrong; back to {target}, the last checkpoint taken while healthy"
             )
             compared = {CHAMPION: {"accuracy": accuracy, "labels": float(n)}}
-            out += self._act(f"checkpoint:{target}", 0.0, n, signal, compared, ts, "", reason=reason)
+            out += self._act(f"checkpoint:{target}", compared, signal, ts, "", reason=reason)
+        self._diverge()  # the counterfactual learns the labels the champion will not
         self.challengers.pop("fresh", None)  # it learned the suspect labels
         self.paused = True
         self._paused_since = self.n_labels
@@ -412,10 +422,14 @@ class ModelLifecycle:
 
     def _learn_paused(self, event_id: str, x: dict, y: Any, ts: datetime | None) -> list:
         """While paused: judge the champion on the label, learn nothing; resume when the
-        labels agree with it again."""
+        labels agree with it again. The counterfactual (no lifecycle) learns it."""
         ok = self.champion.judge(event_id, x).y_pred == y
         for challenger in self.challengers.values():
             challenger.forget(event_id)
+        if (displaced := self._displaced) is not None and displaced is not self._counterfactual:
+            displaced.forget(event_id)
+        if self._counterfactual is not None:
+            self._counterfactual.learner.learn(event_id, x, y)  # not scored: the labels are suspect
         self.n_paused += 1
         self._paused_ok.append(ok)
         window = self._paused_ok
@@ -426,6 +440,8 @@ class ModelLifecycle:
         self.paused = False
         self.concept = ConceptDriftDetector(self.config.concept_detector)  # errors since resuming
         self._cooldown_until = self.n_labels + self.config.cooldown
+        if self._counterfactual is not None:  # judged again from here on, on labels believed
+            self._counterfactual.test = self._new_test()
         return [
             self._event(
                 "learning_resumed",
@@ -439,50 +455,119 @@ class ModelLifecycle:
             )
         ]
 
-    def _clearly_better(self, p: float, champion: float, n: int) -> bool:
-        """A gain of ``min_improvement`` and of ``z`` standard errors of the difference."""
-        se = math.sqrt(max(p * (1 - p) + champion * (1 - champion), 1e-9) / n)
-        return p - champion >= self.config.min_improvement and p - champion > self.config.z * se
+    # -- probation and the counterfactual --------------------------------------------------------
 
-    def _decisive(self, ev: Evaluation) -> bool:
-        """Decide early when a candidate, scored on every label since the drift, already
-        clearly beats the champion."""
-        n = ev.labels
-        if n < self.config.min_decision:
+    def _diverge(self) -> None:
+        """From the first action on, the champion may differ from what no lifecycle would serve:
+        a copy of it goes on as the counterfactual (``counterfactual``)."""
+        if self.config.counterfactual and self._counterfactual is None:
+            self._counterfactual = Shadow.of(self.champion, self.n_labels, self.config.alpha)
+            if self._regret is None:
+                self._regret = Regret()
+
+    def _watch(
+        self, event_id: str, x: dict, y: Any, champion_ok: bool, champion_log: float, out: list
+    ) -> bool:
+        """The counterfactual and the displaced model learn this label against the champion; one
+        that a test finds better (or the displaced model, when its probation ends with fewer
+        errors) serves again. True: it did."""
+        config = self.config
+        cf, displaced = self._counterfactual, self._displaced
+        if cf is not None:
+            cf_ok = cf.learn(event_id, x, y, champion_ok, champion_log)
+            if self._regret is None:
+                self._regret = Regret()
+            self._regret.add(champion_ok, cf_ok)
+            if cf.test.n >= config.min_at_drift and cf.test.rejects and displaced is not cf:
+                out += self._reinstate(cf, "the unchanged model (no lifecycle) beats the lifecycle's")
+                self._counterfactual = None  # the champion is the counterfactual again
+                if displaced is not None and displaced.since >= cf.since:
+                    self._displaced = None
+                return True
+        if displaced is None:
             return False
-        champion = ev.correct[CHAMPION] / n
-        return any(
-            self._clearly_better(correct / n, champion, n)
-            for name, correct in ev.correct.items()
-            if name != CHAMPION and ev.seen.get(name) == n
-        )
+        if displaced is not cf:
+            displaced.learn(event_id, x, y, champion_ok, champion_log)
+        if displaced.test.n >= config.min_at_drift and displaced.test.rejects:
+            why = "probation: the displaced model beats its successor"
+        elif displaced.labels >= config.probation:
+            self._displaced = None
+            if not displaced.test.sign_test():
+                out.append(
+                    self._event(
+                        "keep",
+                        reason=(
+                            f"probation over: the new champion made {displaced.champion_errors} errors "
+                            f"on the {displaced.labels} labels since, the model it displaced "
+                            f"{displaced.errors}; the displaced model is dropped"
+                        ),
+                        compared={"displaced": displaced.evidence()},
+                    )
+                )
+                return False
+            why = (
+                "probation over: the displaced model made fewer errors than its successor (by more "
+                "than 2 standard deviations of the labels on which they differ)"
+            )
+        else:
+            return False
+        out += self._reinstate(displaced, why)
+        self._displaced = None
+        if displaced is cf:
+            self._counterfactual = None  # the champion is the counterfactual again
+        return True
 
-    def _decide(self, ev: Evaluation) -> list[ModelEvent | Checkpoint]:
-        n = ev.labels
+    def _reinstate(self, shadow: Shadow, why: str) -> list[ModelEvent | Checkpoint]:
+        """Serve ``shadow``'s model again (a rollback, outside the action cap: an undo)."""
+        out: list[ModelEvent | Checkpoint] = self.checkpoint("before reinstating a displaced model")
+        before = self.version
+        self.champion.model = shadow.learner.model
+        self.champion.recipe = shadow.learner.recipe
+        self.champion.version += 1
+        self.concept = ConceptDriftDetector(self.config.concept_detector)
+        self._evaluation = None
+        self._cooldown_until = self.n_labels + self.config.cooldown
+        self.challengers.pop("fresh", None)
+        e = shadow.evidence()
+        reason = (
+            f"{why}: {e['accuracy']:.3f} accuracy against {e['champion_accuracy']:.3f} on the "
+            f"{shadow.labels} labels since it was displaced (e-value {e['e_value']:g}, "
+            f"threshold {e['threshold']:g}); it serves again"
+        )
+        out.append(
+            self._event(
+                "rollback",
+                reason=reason,
+                compared={"displaced": e},
+                from_version=before,
+                to_version=self.version,
+            )
+        )
+        return out
+
+    # -- acting ----------------------------------------------------------------------------------
+
+    def _decide(self, ev: Evaluation, verdict: Verdict) -> list[ModelEvent | Checkpoint]:
+        self._cooldown_until = self.n_labels + self.config.cooldown
         present = {
-            CHAMPION,
             *(f"challenger:{r}" for r in self.challengers),
             *(f"checkpoint:{f.checkpoint.id}" for f in self.checkpoints),
         }
-        # A candidate that joined late (a challenger started meanwhile) or left (a checkpoint
-        # pruned) was not scored on every label: compare those that were.
-        scores = {
-            name: ev.correct[name] / n for name in ev.correct if name in present and ev.seen.get(name) == n
-        }
-        compared = {name: {"accuracy": acc, "labels": float(n)} for name, acc in scores.items()}
-        best = max(scores, key=lambda k: (scores[k], k == CHAMPION))
-        gain = scores[best] - scores[CHAMPION]
-        self._cooldown_until = self.n_labels + self.config.cooldown
         capped = self._capped()
-        if best == CHAMPION or gain < self.config.min_improvement or capped:
+        if verdict.choice not in present or capped:
             self.challengers.pop("fresh", None)  # it had its chance
             why = (
                 "action cap reached"
-                if capped and best != CHAMPION and gain >= self.config.min_improvement
-                else f"no candidate beats the champion by {self.config.min_improvement:.2f}"
+                if capped and verdict.choice in present
+                else f"no candidate found better than the champion by {self.config.min_improvement:.2f} "
+                f"(paired sequential test, false-alarm rate {self.config.alpha:g}) in {ev.labels} labels"
             )
-            return [self._event("keep", reason=why, signal=ev.signal, compared=compared, start=ev.start)]
-        return self._act(best, gain, n, ev.signal, compared, ev.start, "since the drift")
+            return [
+                self._event(
+                    "keep", reason=why, signal=ev.signal, compared=_compared(verdict.evidence), start=ev.start
+                )
+            ]
+        return self._act(verdict.choice, verdict.evidence, ev.signal, ev.start, "since the drift")
 
     def _capped(self) -> bool:
         while self._actions and self._actions[0] <= self.n_labels - self.config.action_window:
@@ -492,15 +577,14 @@ class ModelLifecycle:
     def _act(
         self,
         best: str,
-        gain: float,
-        n: int,
+        evidence: dict,
         signal: DriftSignal,
-        compared: dict,
         start: datetime | None,
         window: str,
         reason: str | None = None,
     ) -> list[ModelEvent | Checkpoint]:
-        """Roll back to checkpoint ``best`` or promote challenger ``best``."""
+        """Roll back to checkpoint ``best`` or promote challenger ``best``; the displaced
+        champion goes on probation in shadow."""
         self._cooldown_until = self.n_labels + self.config.cooldown
         target = next((f for f in self.checkpoints if f"checkpoint:{f.checkpoint.id}" == best), None)
         # Save the champion before replacing it (the rollback target is held above: the new
@@ -508,14 +592,24 @@ class ModelLifecycle:
         out: list[ModelEvent | Checkpoint] = self.checkpoint("before " + best)
         self._actions.append(self.n_labels)
         before = self.version
-        if target is not None:
-            frozen = target
-            self.champion.model = rebuilt(pickle.loads(frozen.checkpoint.blob))
-            action, ckpt = "rollback", frozen.checkpoint.id
-            reason = reason or (
-                f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels {window}: "
-                "the champion looks damaged (e.g. by bad labels)"
+        if self._counterfactual is None:  # the first action: the displaced model is the counterfactual
+            self._diverge()
+            self._displaced = self._counterfactual if self.config.probation else None
+        elif self.config.probation:
+            self._displaced = Shadow.of(self.champion, self.n_labels, self.config.alpha, self.champion.model)
+        compared = evidence if reason is not None else _compared(evidence, best)
+        if reason is None:
+            e = evidence.get(best, {})
+            reason = (
+                f"{best} beats the champion by {e.get('mean_gain', 0.0):.3f} accuracy on the "
+                f"{e.get('labels', 0):g} labels {window} (paired sequential test: e-value "
+                f"{e.get('e_value', 0.0):g} >= {e.get('threshold', 0.0):g}, false-alarm rate "
+                f"{self.config.alpha:g})"
             )
+        if target is not None:
+            self.champion.model = rebuilt(pickle.loads(target.checkpoint.blob))
+            action, ckpt = "rollback", target.checkpoint.id
+            reason += "" if "corrupted" in reason else ": the champion looks damaged (e.g. by bad labels)"
         else:
             recipe = best.removeprefix("challenger:")
             challenger = self.challengers[recipe]
@@ -524,10 +618,7 @@ class ModelLifecycle:
             if recipe == "fresh":
                 del self.challengers["fresh"]
             action, ckpt = "promotion", None
-            reason = reason or (
-                f"{best} beats the champion by {gain:.3f} accuracy on the {n} labels {window}: "
-                "the world looks changed"
-            )
+            reason += ": the world looks changed"
         self.champion.version += 1
         self.concept = ConceptDriftDetector(self.config.concept_detector)  # a new model's errors
         out.append(
@@ -587,6 +678,8 @@ class ModelLifecycle:
             self.last_ts = ts
         out: list[ModelEvent | Checkpoint] = self.checkpoint("before operator rollback")
         before = self.version
+        self._diverge()
+        self._displaced = None  # the operator decided: no probation
         self.champion.model = rebuilt(pickle.loads(checkpoint_blob))
         self.champion.version += 1
         self.concept = ConceptDriftDetector(self.config.concept_detector)
@@ -654,3 +747,20 @@ class ModelLifecycle:
 
     def challenger_metrics(self) -> dict[str, dict[str, float]]:
         return {name: c.metrics() for name, c in self.challengers.items()}
+
+
+def _losses(model: Any, x: dict, y: Any) -> tuple[float, float]:
+    """A frozen model's (0/1 loss, log loss) on ``(x, y)``."""
+    if hasattr(model, "predict_proba_one"):
+        proba = model.predict_proba_one(x)
+        return float((max(proba, key=proba.get) if proba else None) != y), log_loss(proba, y)
+    return float(model.predict_one(x) != y), 0.0
+
+
+def _compared(evidence: dict[str, dict[str, float]], best: str | None = None) -> dict[str, dict[str, float]]:
+    """A decision's evidence as ``ModelEvent.compared``: each candidate's test (accuracy, labels,
+    mean gain, e-value, threshold), and the champion's accuracy on the labels of ``best``'s."""
+    out = {name: dict(e) for name, e in evidence.items()}
+    e = evidence.get(best or "") or next(iter(evidence.values()), {})
+    out[CHAMPION] = {"accuracy": e.get("champion_accuracy", 0.0), "labels": e.get("labels", 0.0)}
+    return out

@@ -31,15 +31,32 @@ class PolicyConfig:
     keep_checkpoints
         Checkpoints kept in memory (frozen), scored as candidates.
     decision_window
-        Labels after a drift signal on which candidates are compared ...
+        Labels after a drift signal on which candidates are compared; none found better by then:
+        keep.
+    alpha
+        The false-alarm rate of each decision: a candidate replaces the champion when an
+        anytime-valid paired sequential test (``sequential.PairedTest``: a betting mixture SPRT
+        on the per-label 0/1 losses of both on the same labels) finds it better by more than
+        ``min_improvement``; a model that wins by luck is switched to with probability at most
+        ``alpha``, however long it is watched. The same test brings back a displaced model
+        (``probation``) and the counterfactual.
+    min_improvement
+        The margin of that test: the accuracy a candidate must gain over the champion.
     min_decision
-        ... or fewer, at least this many, when the evidence is clear:
+        The labels since the warning on which checkpoints are judged at a drift (at least these
+        many of the buffered ones).
     z
-        a gain of ``z`` standard errors.
+        Standard errors for the covariate-shift alert's "did the champion's error move" sentence
+        (decisions use ``alpha``).
     decide_at_drift
         First judge on the labels buffered since the warning (``_decide_at_drift``) ...
     min_at_drift
-        ... at least this many.
+        ... and act on no test that saw fewer labels than this.
+    trust_self_adapting
+        A champion that adapts by itself (HAT, ARF, ADWIN bagging: any model holding a drift
+        detector; ``decision.adapts_by_itself``) is not rolled back to a checkpoint at a drift:
+        its dips are its adaptation. Inverted labels still pause it, and a fresh challenger
+        still replaces it when the test finds it better.
     suspect_accuracy
         A binary champion this right on the last ``suspect_window`` labels at a drift meets
         inverted labels: roll back, pause learning. ``None``: never pause.
@@ -49,8 +66,16 @@ class PolicyConfig:
         Resume learning when this share of ``suspect_window`` labels in a row agree ...
     max_pause
         ... or after this many labels (the world itself may have inverted).
-    min_improvement
-        Accuracy a candidate must gain over the champion.
+    probation
+        After a promotion or a rollback the displaced model keeps learning in shadow for this
+        many labels, and serves again as soon as the test finds it better than its successor, or
+        at the end if it made fewer errors (a sign test at 2 standard deviations on the labels
+        where they differ); 0: no probation.
+    counterfactual
+        From the first action on, run the champion as it would be with no lifecycle in shadow:
+        the lifecycle's regret against it is measured (``ModelLifecycle.regret``) and it is
+        adopted when the test finds it better than what the lifecycle serves. Until the first
+        action it costs nothing (it is the champion).
     cooldown
         Labels after an action before the next decision.
     max_actions
@@ -95,15 +120,19 @@ class PolicyConfig:
     checkpoint_every: int = 2000
     keep_checkpoints: int = 3
     decision_window: int = 300
+    alpha: float = 0.05
+    min_improvement: float = 0.02
     min_decision: int = 30
     z: float = 3.0
     decide_at_drift: bool = True
     min_at_drift: int = 10
+    trust_self_adapting: bool = True
     suspect_accuracy: float | None = 0.05
     suspect_window: int = 20
     resume_accuracy: float = 0.5
     max_pause: int = 5000
-    min_improvement: float = 0.02
+    probation: int = 2000
+    counterfactual: bool = True
     cooldown: int = 500
     max_actions: int = 3
     action_window: int = 20_000

@@ -409,6 +409,8 @@ def _run_entry(
         "n_learned": final.n_learned,
         "metrics": final.metrics,
         "counters": final.counters,
+        # accuracy lost against doing nothing (the unchanged model in shadow); None: policy off
+        "regret": final.regret,
         # the label-free estimate's error: mean |estimated - realised rolling accuracy| (None:
         # a regression model, or fewer labels than the window)
         "estimate_mae": final.estimate.get("mae"),

@@ -173,6 +173,7 @@ def _cmd_replay(args) -> int:
         m = run["metrics"]
         shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if "rolling" not in k)
         acts = sum(n for a, n in run["action_counts"].items() if a != "checkpoint")
-        print(f"  {run['name']}: learned {run['n_learned']}  {shown}  actions {acts}")
+        regret = "" if run.get("regret") is None else f"  regret {run['regret']:+.4f}"
+        print(f"  {run['name']}: learned {run['n_learned']}  {shown}  actions {acts}{regret}")
     print(f"output: {args.out}/predictions.jsonl, report.json, report.html, metrics.png")
     return 0

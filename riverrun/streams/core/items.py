@@ -92,6 +92,8 @@ class MetricsPoint:
     # the label-free estimate: pending window, and estimated vs realised rolling accuracy
     # (learners.estimate.ConfidenceEstimate.get; empty for regression models)
     estimate: dict[str, float] = field(default_factory=dict)
+    # the lifecycle's regret against doing nothing (ModelLifecycle.regret; None: policy off)
+    regret: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -105,6 +107,7 @@ class MetricsPoint:
             "final": self.final,
             "challengers": self.challengers,
             "estimate": self.estimate,
+            "regret": self.regret,
         }
 
 

@@ -383,6 +383,7 @@ class ModelStep:
             psi=psi,
             actions=dict(getattr(lc, "n_actions", {})),
             paused=lc.paused,
+            regret=lc.regret() if lc.config.enabled else None,
             label_delay=None if delays is None else delays.copy(),
             estimate={} if self.estimate is None else self.estimate.get(),
         )
@@ -400,4 +401,5 @@ class ModelStep:
             final=final,
             challengers=self.lifecycle.challenger_metrics(),
             estimate={} if self.estimate is None else self.estimate.get(),
+            regret=self.lifecycle.regret() if self.config.policy.enabled else None,
         )

@@ -27,6 +27,7 @@ class ModelView:
     psi: dict[str, float] = field(default_factory=dict)
     actions: dict[str, int] = field(default_factory=dict)
     paused: bool = False
+    regret: float | None = None  # the lifecycle's, against doing nothing (None: policy off)
     label_delay: Buckets | None = None
     # the label-free estimate (learners.estimate.ConfidenceEstimate.get; empty: none)
     estimate: dict[str, float] = field(default_factory=dict)

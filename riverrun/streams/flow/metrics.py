@@ -117,6 +117,12 @@ SERIES: dict[str, Series] = {
     "riverrun_model_learning_paused": Series(
         "gauge", ("model",), "1 while learning is paused because recent labels contradict the model"
     ),
+    "riverrun_lifecycle_regret": Series(
+        "gauge",
+        ("model",),
+        "Accuracy the lifecycle lost against doing nothing (the unchanged model, run in shadow from "
+        "its first action) on the labels learned; negative: it helped",
+    ),
     # the label-free estimate (learners.estimate): what the labels still to come will show
     "riverrun_estimated_accuracy": Series(
         "gauge",
@@ -338,6 +344,8 @@ class _ViewCollector:
             add("riverrun_pending_labels", [model], v.counters.get("pending_labels", 0))
             add("riverrun_model_version", [model], v.version)
             add("riverrun_model_learning_paused", [model], float(v.paused))
+            if v.regret is not None:
+                add("riverrun_lifecycle_regret", [model], v.regret)
             for key, name in _ESTIMATES.items():
                 if key in v.estimate:
                     add(name, [model], v.estimate[key])
