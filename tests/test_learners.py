@@ -375,7 +375,7 @@ def test_pickle_round_trip_gives_identical_predictions():
     assert (clone.n_learned, clone.n_predicted) == (learner.n_learned, learner.n_predicted)
 
 
-def test_regression_model_with_mae_and_rmse():
+def test_regression_model_with_mae_rmse_and_r2():
     learner = OnlineLearner("reg", "river.linear_model:LinearRegression", window_size=20)
     assert not learner.is_classifier
     rng = random.Random(0)
@@ -387,8 +387,9 @@ def test_regression_model_with_mae_and_rmse():
         assert isinstance(served.y_pred, float)
         learner.learn(str(i), x, y if i % 2 else round(y))  # ints and floats are both numbers
     m = learner.metrics()
-    assert set(m) == {"mae", "rmse", "mae_rolling", "rmse_rolling"}
+    assert set(m) == {"mae", "rmse", "r2", "mae_rolling", "rmse_rolling", "r2_rolling"}
     assert m["mae"] > 0 and m["rmse"] >= m["mae"]
+    assert 0.5 < m["r2"] < 1 and m["r2_rolling"] > m["r2"]  # it explains y (half rounded), better
     assert m["mae_rolling"] < m["mae"]  # it learned: the recent errors are smaller
     assert learner.label_kind == "number"
     assert learner.n_learned == 300 and learner.n_unserved == 0

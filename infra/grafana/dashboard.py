@@ -80,7 +80,8 @@ def scores() -> list[dict[str, Any]]:
     legend = "{{model}} {{candidate}} {{window}}"
     specs = [("Accuracy", "accuracy", "percentunit", 8), ("Log loss", "log_loss", "short", 8)]
     specs += [("ROC AUC", "roc_auc", "percentunit", 8), ("MAE (regression)", "mae", "short", 12)]
-    specs += [("RMSE (regression)", "rmse", "short", 12)]
+    specs += [("RMSE (regression)", "rmse", "short", 12), ("R² (regression)", "r2", "short", 12)]
+    specs += [("Cross-entropy (multiclass)", "cross_entropy", "short", 12)]
     return [
         panel(title, [(f"riverrun_model_{name}{{{MC}}}", legend)], unit=unit, width=w, description=about)
         for title, name, unit, w in specs

@@ -9,6 +9,15 @@ equal River's.
 >>> board.update(False, True, {True: 0.6, False: 0.4})
 >>> {k: round(v, 4) for k, v in board.get().items() if k.startswith("accuracy")}
 {'accuracy': 0.5, 'accuracy_rolling': 0.5}
+
+Regression: MAE, RMSE and R² (River's ``metrics.R2``: 0 until the second label), cumulative and
+rolling; a scoreboard pickled before R² keeps its metrics.
+
+>>> board = Scoreboard(is_classifier=False, window_size=2)
+>>> for y, p in [(1.0, 1.5), (2.0, 2.0), (3.0, 2.5)]:
+...     board.update(y, p, None)
+>>> {k: round(v, 4) for k, v in board.get().items() if not k.endswith("rolling")}
+{'mae': 0.3333, 'rmse': 0.4082, 'r2': 0.75}
 """
 
 from __future__ import annotations
@@ -87,8 +96,10 @@ class Scoreboard:
             self._metrics = {
                 "mae": metrics.MAE(),
                 "rmse": metrics.RMSE(),
+                "r2": metrics.R2(),
                 "mae_rolling": utils.Rolling(metrics.MAE, window_size=w),
                 "rmse_rolling": utils.Rolling(metrics.RMSE, window_size=w),
+                "r2_rolling": utils.Rolling(metrics.R2, window_size=w),
             }
             return
         if isinstance(y_true, bool):

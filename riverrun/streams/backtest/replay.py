@@ -55,6 +55,7 @@ from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.metrics import FlowMetrics
 from riverrun.streams.flow.runtime import run_in_process
 from riverrun.streams.flow.sinks import CallbackSink
+from riverrun.streams.flow.steps import announce_stability
 
 #: Dead-letter reasons the model steps give (once per run); the others come from decoding the
 #: input, which a pass per run would repeat.
@@ -257,6 +258,11 @@ def replay_input(
         runs=run_entries,
         psi=psi.to_dict(),
         actions=actions_summary(result.model_events),
+        # per recipe: is this replay River's run (exact_replay), would a restart be (exact_recovery)
+        exactness={
+            v.recipe: v.to_dict()
+            for v in announce_stability(x for r in runs for x in (r.recipe, *r.config.challengers))
+        },
     )
     result.report = json.loads(report_path.read_text())
     if plot:

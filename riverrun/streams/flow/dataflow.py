@@ -36,7 +36,6 @@ from bytewax.inputs import Source
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from riverrun.learners.lifecycle import Checkpoint
-from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import (
     DEFAULT_MAX_BYTES,
     DeadLetter,
@@ -63,12 +62,14 @@ from riverrun.streams.flow.sinks import sink_key
 from riverrun.streams.flow.steps import (
     ModelLogic,
     OrderLogic,
+    announce_stability,
     control_step,
     features_builder,
     make_batch_decoder,
     no_features_or_label,
-    read_model_snapshot,
+    restored_step,
     sourced_label,
+    step_recipes,
 )
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def build_dataflow(
     """
     configs = {s.model: s for s in spec.steps}
     models = tuple(configs)
+    announce_stability(r for c in spec.steps for r in step_recipes(c))  # once per process
     decode_batch = make_batch_decoder(spec.max_payload_bytes, metrics)
     flow = Dataflow(flow_id)
 
@@ -210,8 +212,7 @@ def build_dataflow(
     def builder(resume: bytes | None) -> ModelLogic:
         if resume is None:
             return ModelLogic(configs, spec.finite, None, metrics, publish_every)
-        step, view_at = read_model_snapshot(resume)
-        step = rebuilt(step)  # see learners.rebuild
+        step, view_at = restored_step(resume)
         logic = ModelLogic(configs, spec.finite, step, metrics, publish_every)
         logic.publish_restored(view_at)  # the restored model's series, before any new input
         return logic

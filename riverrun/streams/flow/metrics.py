@@ -113,6 +113,12 @@ SERIES: dict[str, Series] = {
     "riverrun_model_roc_auc": Series("gauge", ("model", "candidate", "window"), "ROC AUC"),
     "riverrun_model_mae": Series("gauge", ("model", "candidate", "window"), "Mean absolute error"),
     "riverrun_model_rmse": Series("gauge", ("model", "candidate", "window"), "Root mean squared error"),
+    "riverrun_model_r2": Series(
+        "gauge", ("model", "candidate", "window"), "Coefficient of determination (R²)"
+    ),
+    "riverrun_model_cross_entropy": Series(
+        "gauge", ("model", "candidate", "window"), "Cross-entropy (multiclass log loss)"
+    ),
     "riverrun_model_version": Series("gauge", ("model",), "Version of the serving model"),
     "riverrun_model_learning_paused": Series(
         "gauge", ("model",), "1 while learning is paused because recent labels contradict the model"
@@ -187,7 +193,7 @@ SERIES: dict[str, Series] = {
 }
 
 _ALARMS = ("concept_drift", "drift_warning", "covariate_shift", "prior_shift", "prediction_drift")
-_SCORES = {"accuracy", "log_loss", "roc_auc", "mae", "rmse"}
+_SCORES = {"accuracy", "log_loss", "cross_entropy", "roc_auc", "mae", "rmse", "r2"}
 #: ModelStep counter -> exported counter (the rest of its counters are gauges or unused).
 _STEP_COUNTERS = {
     "joined": "riverrun_labels_joined_total",

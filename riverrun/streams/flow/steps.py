@@ -9,13 +9,14 @@ import json
 import logging
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from bytewax.operators import StatefulLogic
 
 from riverrun.learners.rebuild import rebuilt
+from riverrun.learners.stability import Stability, probe
 from riverrun.schemas import (
     DeadLetter,
     Event,
@@ -244,6 +245,54 @@ def read_model_snapshot(blob: bytes) -> tuple[ModelStep, float | None]:
     return step, view_at
 
 
+def step_recipes(config: StepConfig) -> tuple[str, ...]:
+    """The recipes a model step may serve: its own and its challengers'."""
+    return tuple(dict.fromkeys((config.recipe, *config.policy.challengers)))
+
+
+def copies_exact(config: StepConfig) -> bool:
+    """Whether a step of ``config`` may serve a copy of itself (a rebuilt one after a snapshot,
+    an unpickled one after a restart): every recipe it may serve is pickle-stable
+    (``learners.stability``; cached per recipe). A recipe the probe could not run counts as
+    stable, as before the probe."""
+    return all(probe(r).pickle_stable is not False for r in step_recipes(config))
+
+
+_announced: set[str] = set()
+
+
+def announce_stability(recipes: Iterable[str]) -> list[Stability]:
+    """Probe each of ``recipes`` (once per process) and say, once, what cannot be exact for
+    it: a replay (non-deterministic model) or a restart (pickle-unstable model)."""
+    verdicts = []
+    for recipe in dict.fromkeys(recipes):
+        verdict = probe(recipe)
+        verdicts.append(verdict)
+        if verdict.reason and recipe not in _announced:
+            _announced.add(recipe)
+            lost = [
+                what
+                for what, ok in (
+                    ("replay = live = River's progressive_val_score", verdict.exact_replay),
+                    ("a restart from a snapshot = the uninterrupted run", verdict.exact_recovery),
+                )
+                if ok is False
+            ]
+            if lost:
+                log.warning("model recipe %r: not exact: %s. %s", recipe, "; ".join(lost), verdict.reason)
+            else:
+                log.info("model recipe %r: %s", recipe, verdict.reason)
+    return verdicts
+
+
+def restored_step(blob: bytes) -> tuple[ModelStep, float | None]:
+    """The step of a model snapshot, as a restart serves it (rebuilt, see ``learners.rebuild``,
+    unless a copy of its model would not predict as the original: then as unpickled), and when
+    its numbers were last published."""
+    step, view_at = read_model_snapshot(blob)
+    return (rebuilt(step) if copies_exact(step.config) else step), view_at
+
+
 class ModelLogic(StatefulLogic):
     """Bytewax shell around ``ModelStep``; its snapshot is pickle bytes (immutable, and much
     cheaper than deepcopy for big models)."""
@@ -273,6 +322,7 @@ class ModelLogic(StatefulLogic):
         self._countdown = 0  # publish at the first item
         self._published_at = 0.0
         self._view_at = time.time()  # wall clock of the numbers the metrics show (snapshotted)
+        self._copies_exact: bool | None = None  # copies_exact(step.config), at the first snapshot
 
     def on_item(self, value: ModelInput):
         if self.step is None:
@@ -317,9 +367,17 @@ class ModelLogic(StatefulLogic):
         start = time.monotonic()
         blob = pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
         # Pickling slowed every object of the step down (``learners.rebuild``): serve rebuilt
-        # copies, unless rebuilding would take more than REBUILD_SHARE of the time.
+        # copies, unless rebuilding would take more than REBUILD_SHARE of the time, or a copy
+        # of the model would not predict as the original (``learners.stability``): that one
+        # keeps serving the original, so replay = live = River whenever epochs fall.
         now = time.monotonic()
-        if self.step is not None and now - self._rebuilt_at >= self._rebuild_cost / self.REBUILD_SHARE:
+        if self.step is not None and self._copies_exact is None:
+            self._copies_exact = copies_exact(self.step.config)
+        if (
+            self.step is not None
+            and self._copies_exact
+            and now - self._rebuilt_at >= self._rebuild_cost / self.REBUILD_SHARE
+        ):
             shared = {id(table): table for table in self.step.per_event_tables()}
             self.step = rebuilt(self.step, shared)  # the per-event tables are shared, not copied
             self._rebuilt_at = time.monotonic()
