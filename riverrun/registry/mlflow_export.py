@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pickle
 import shutil
 import tempfile
@@ -86,15 +87,25 @@ def save_pyfunc(model: object, path: str | Path, metadata: dict[str, Any]) -> Pa
 
 @contextlib.contextmanager
 def _quiet(logger: str) -> Iterator[None]:
-    """``logger``'s warnings off for a moment: MLflow warns that it cannot infer a signature,
-    and a River model has none to give (it takes any dict of features, the set may grow)."""
+    """``logger``'s warnings and MLflow's progress bars off for a moment: MLflow warns that it
+    cannot infer a signature, and a River model has none to give (it takes any dict of features,
+    the set may grow); copying the one artifact draws a bar on stderr."""
     log = logging.getLogger(logger)
     level = log.level
+    bar = os.environ.get(_BAR)
     log.setLevel(logging.ERROR)
+    os.environ[_BAR] = "false"
     try:
         yield
     finally:
         log.setLevel(level)
+        if bar is None:
+            os.environ.pop(_BAR, None)
+        else:
+            os.environ[_BAR] = bar
+
+
+_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def export_mlflow(registry, model: str, version: int, out: str | Path) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import orjson
 from bytewax.outputs import Sink
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from riverrun.learners.lifecycle import PolicyConfig
+from riverrun.learners.lifecycle import Checkpoint, PolicyConfig
 from riverrun.schemas import DEFAULT_MAX_BYTES, DeadLetter, ModelEvent
 from riverrun.streams.backtest.inputs import ReplayInput, file_input
 from riverrun.streams.backtest.progress import Progress
@@ -108,6 +108,9 @@ class ReplayResult:
     runs: list[Run] = field(default_factory=list)
     run_seconds: dict[str, float] = field(default_factory=dict)  # the pass each run was in
     report: dict[str, Any] = field(default_factory=dict)
+    # with ``final_models``: each model instance's serving model at the end (its pickle, as a
+    # Checkpoint with id "final"), by name (lr, lr-default, lr.DE)
+    final_models: dict[str, Checkpoint] = field(default_factory=dict)
 
     def final(self, model: str) -> MetricsPoint:
         return next(p for p in self.points if p.final and p.model == model)
@@ -175,13 +178,26 @@ def replay_input(
     registry: Sink | None = None,
     pass_per_run: bool = False,
     segment_by: str | None = None,
+    final_models: bool = False,
 ) -> ReplayResult:
     """Replay ``inp`` through every (model, policy) run; see ``replay`` for the outputs.
-    ``progress``: True/False, or None for "when stderr is a terminal"."""
+    ``progress``: True/False, or None for "when stderr is a terminal". ``final_models`` keeps
+    each model's serving model at the end in ``result.final_models`` (``tracking`` logs them);
+    it takes the place of a ``registry``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = expand_runs(models, policies)
     result = ReplayResult(runs=runs)
+    if final_models:
+        if registry is not None:
+            raise ValueError("final_models reads the registry sink's checkpoints: give no registry")
+
+        def keep_final(batch: list) -> None:
+            for item in batch:
+                if isinstance(item, Checkpoint) and item.id == "final":
+                    result.final_models[item.model] = item
+
+        registry = CallbackSink(keep_final)
     reference = next((r.config for r in runs if r.config.enabled), PolicyConfig())
     psi = PsiTimeline(reference.reference_size, reference.monitor_window, reference.monitor_every)
     if inp.total_events:
@@ -221,6 +237,7 @@ def replay_input(
                         "label_ttl_seconds": label_ttl_seconds,
                         "metrics_window": metrics_window,
                         "report_every": report_every,
+                        "final_model": final_models,
                     },
                 )
                 for r in group:

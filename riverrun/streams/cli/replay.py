@@ -126,6 +126,23 @@ def add_replay(sub) -> None:
         help="progress on stderr (events, events/s, ETA) even when stderr is not a terminal",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress, even on a terminal")
+    p.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="TRACKING_URI",
+        help="also log the replay to MLflow: a parent run, one child run per model instance with "
+        "params, metric series over the stream (step = event index, timestamp = event time), the "
+        "lifecycle's actions, the report files and each final model (an MLflow pyfunc model). "
+        "Default store: sqlite:///OUT/mlflow.db, nothing to run. Needs the extra: pip install "
+        "'riverrun[mlflow]'",
+    )
+    p.add_argument(
+        "--mlflow-experiment",
+        default="riverrun-replay",
+        metavar="NAME",
+        help="with --mlflow: the experiment (default riverrun-replay)",
+    )
     p.set_defaults(fn=_cmd_replay)
 
 
@@ -139,6 +156,10 @@ def _cmd_replay(args) -> int:
     )
     from riverrun.streams.settings import load_settings
 
+    if args.mlflow is not None:  # the extra, before anything is read
+        from riverrun.registry.mlflow_export import require_mlflow
+
+        require_mlflow("riverrun replay --mlflow")
     if args.from_kafka:
         settings = kafka_settings(args)
     else:
@@ -149,6 +170,14 @@ def _cmd_replay(args) -> int:
         **options(args, "events", "labels", "from_kafka", "no_control"),
         **options(args, "start_offset", "end_offset", "start_time", "end_time"),
     )
+    tracker = None
+    if args.mlflow is not None:  # the store and the experiment, before the replay
+        from riverrun.streams.backtest.tracking import ReplayTracker
+
+        tracker = ReplayTracker(args.mlflow or None, args.out, args.mlflow_experiment)
+    flow = replay_flow_options(
+        settings, **options(args, "features", "feature_window", "label_ttl", "segment_by")
+    )
     result = replay_input(
         inp,
         args.out,
@@ -156,9 +185,8 @@ def _cmd_replay(args) -> int:
         policies=replay_policies(args.policy, settings, from_kafka=args.from_kafka),
         progress=False if args.no_progress else (True if args.progress else None),
         pass_per_run=args.pass_per_run,
-        **replay_flow_options(
-            settings, **options(args, "features", "feature_window", "label_ttl", "segment_by")
-        ),
+        final_models=tracker is not None,
+        **flow,
     )
     report = result.report
     print(
@@ -176,4 +204,10 @@ def _cmd_replay(args) -> int:
         regret = "" if run.get("regret") is None else f"  regret {run['regret']:+.4f}"
         print(f"  {run['name']}: learned {run['n_learned']}  {shown}  actions {acts}{regret}")
     print(f"output: {args.out}/predictions.jsonl, report.json, report.html, metrics.png")
+    if tracker is not None:
+        tracked = tracker.log(result, inp, flow)
+        print(
+            f"mlflow: {tracked.uri}, experiment {args.mlflow_experiment!r} ({tracked.experiment_id}): "
+            f"parent run {tracked.parent}, {len(tracked.children)} child runs"
+        )
     return 0

@@ -24,12 +24,13 @@ runs in the live flow, in replay and in unit tests.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from riverrun.learners import OnlineLearner
 from riverrun.learners.estimate import ConfidenceEstimate
-from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
+from riverrun.learners.lifecycle import Checkpoint, ModelLifecycle, PolicyConfig
 from riverrun.learners.online import label_kind
 from riverrun.schemas import DeadLetter, Origin, dead_letter
 from riverrun.streams.core.items import (
@@ -60,6 +61,9 @@ class StepConfig:
     # the items carry partition and offset only)
     event_topic: str | None = None
     label_topic: str | None = None
+    # replay --mlflow: at the end of a finite stream also emit the serving model as a Checkpoint
+    # with id "final" (to the registry sink, which replay then reads instead of a registry)
+    final_model: bool = False
     # estimate the accuracy of the predictions waiting for their label from their probabilities
     # (learners.estimate; classifiers only). It only observes: nothing served or learned changes.
     estimate: bool = True
@@ -119,12 +123,28 @@ class ModelStep:
         return out
 
     def on_end(self) -> list:
-        """End of a finite stream: a final metrics point."""
+        """End of a finite stream: a final metrics point (and with ``final_model`` the serving
+        model as a ``Checkpoint`` with id ``final``)."""
         out: list = []
         if self._waiting:  # cannot happen when every number was delivered; never drop data
             for seq in sorted(self._waiting):
                 self._process(self._waiting.pop(seq), out)
         out.append(self.metrics_point(final=True))
+        if self.config.final_model:
+            learner = self.learner
+            out.append(
+                Checkpoint(
+                    model=self.config.model,
+                    id="final",
+                    version=learner.version,
+                    recipe=learner.recipe,
+                    blob=pickle.dumps(learner.model, protocol=pickle.HIGHEST_PROTOCOL),
+                    n_learned=learner.n_learned,
+                    metrics=learner.metrics(),
+                    reason="end of the stream",
+                    event_time_end=self.last_ts,
+                )
+            )
         return out
 
     # -- processing in event-time order --------------------------------------------------------
