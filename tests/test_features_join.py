@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 import random
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -163,15 +164,36 @@ def test_entity_features_pickle_round_trip_continues_identically(spec, cut):
         assert clone.transform(e) == state.transform(e)
 
 
-def test_entity_features_restore_from_the_earlier_dict_state():
-    """Recovery snapshots written before the tuple state (a dict of every slot) still load."""
+@pytest.mark.parametrize("form", ["dict", "tuple"])
+def test_entity_features_restore_from_earlier_states(form):
+    """Recovery snapshots of the two earlier layouts still load and go on exactly: a dict of
+    every slot (before 2026-12), then a tuple with a deque of ``(ts, {name: value})`` windows
+    (until 2026-12-08)."""
     state = EntityFeatures(window_seconds=60)
     for t in range(5):
         state.transform(ev("a", t, {"x": float(t)}))
-    old = {k: getattr(state, k) for k in EntityFeatures.__slots__}
+    base = ev("a", 0, {}).ts.timestamp()
+    window = deque((base + t, {"x": float(t)}) for t in range(5))
+    sums, since_resum = {"x": [10.0, 5]}, 4
+    if form == "dict":
+        earlier = {"window_seconds": 60, "count": 5, "last_ts": base + 4, "_window": window,
+                   "_sums": sums, "_names": {}, "_since_resum": since_resum}  # fmt: skip
+    else:
+        earlier = (60, 5, base + 4, window, sums, since_resum)
     clone = EntityFeatures.__new__(EntityFeatures)
-    clone.__setstate__(copy.deepcopy(old))
-    assert clone.transform(ev("a", 6, {"x": 6.0})) == state.transform(ev("a", 6, {"x": 6.0}))
+    clone.__setstate__(copy.deepcopy(earlier))
+    for t in (6, 30, 70, 200):
+        assert clone.transform(ev("a", t, {"x": float(t)})) == state.transform(ev("a", t, {"x": float(t)}))
+
+
+def test_entity_features_snapshot_round_trip_goes_on_exactly():
+    state = EntityFeatures(window_seconds=10)
+    for t in range(30):
+        state.transform(ev("a", t * 0.7, {"x": t * 1.5, "y": -t}))
+    clone = pickle.loads(pickle.dumps(state))
+    for t in range(30, 60):
+        e = ev("a", t * 0.7, {"x": t * 1.5, "y": -t})
+        assert clone.transform(e) == state.transform(e)
 
 
 def test_identity_features_is_a_copy():

@@ -29,7 +29,7 @@ others are stationary when the stream is.
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from typing import Literal
 
 from riverrun.schemas import Event
@@ -40,40 +40,63 @@ FeatureMode = Literal["none", "default"]
 COUNTERS: tuple[str, ...] = ("entity_event_count",)
 
 
-class EntityFeatures:
-    """The feature state of one entity (count, last time, a window of numeric values)."""
+#: Interned tuples of numeric feature names and their rolling-mean names, shared by every entity
+#: whose events carry the same numeric features (one copy per schema, not per entity).
+_SCHEMAS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MEAN_NAMES: dict[tuple[tuple[str, ...], float], tuple[str, ...]] = {}
 
-    __slots__ = (
-        "_names",
-        "_since_resum",
-        "_sums",
-        "_window",
-        "count",
-        "last_ts",
-        "window_seconds",
-    )
+
+def _schema(names: tuple[str, ...]) -> tuple[str, ...]:
+    return _SCHEMAS.setdefault(names, names)
+
+
+def _mean_names(names: tuple[str, ...], window_seconds: float) -> tuple[str, ...]:
+    key = (names, window_seconds)
+    out = _MEAN_NAMES.get(key)
+    if out is None:
+        suffix = f"_mean_{window_seconds:g}s"
+        out = _MEAN_NAMES[key] = tuple(k + suffix for k in names)
+    return out
+
+
+class EntityFeatures:
+    """The feature state of one entity (count, last time, a window of numeric values), small:
+    an entity seen once keeps about 350 bytes (``python -m benchmarks.entity_state``).
+
+    The window is a list of ``(ts, names, values)`` with ``names`` an interned tuple shared by
+    every entity of the same schema and ``values`` a ``array('d')``; entries before ``_head``
+    have left the window (the list is compacted once half of it is gone). The per-name sums
+    exist only while the window holds two events or more: with one, the means are its values.
+    """
+
+    __slots__ = ("_head", "_since_resum", "_sums", "_window", "count", "last_ts", "window_seconds")
 
     def __init__(self, window_seconds: float = 300.0):
         self.window_seconds = window_seconds
         self.count = 0
         self.last_ts: float | None = None
-        self._window: deque[tuple[float, dict[str, float]]] = deque()
-        self._sums: dict[str, list[float]] = {}  # name -> [sum, count] over the window
-        self._names: dict[str, str] = {}  # feature name -> its rolling-mean name (cached)
+        self._window: list[tuple[float, tuple[str, ...], array]] = []
+        self._head = 0
+        self._sums: dict[str, list[float]] | None = None  # name -> [sum, count] (2+ events)
         self._since_resum = 0
 
     def __getstate__(self) -> tuple:
-        # A tuple, without the cache of names: every touched entity is pickled at each epoch's
-        # end (456 B and 5.7 us each, against 728 B and 7.6 us as a dict of every slot).
-        return (self.window_seconds, self.count, self.last_ts, self._window, self._sums, self._since_resum)
+        window = self._window[self._head :] if self._head else self._window
+        return ("v2", self.window_seconds, self.count, self.last_ts, window, self._sums, self._since_resum)
 
     def __setstate__(self, state: tuple | dict) -> None:
-        if isinstance(state, dict):  # pickled before 2026-12: every slot by name
-            for k, v in state.items():
-                setattr(self, k, v)
+        self._head = 0
+        if isinstance(state, tuple) and state[0] == "v2":
+            _, self.window_seconds, self.count, self.last_ts, window, self._sums, self._since_resum = state
+            self._window = [(ts, _schema(names), values) for ts, names, values in window]
             return
-        self.window_seconds, self.count, self.last_ts, self._window, self._sums, self._since_resum = state
-        self._names = {}
+        # pickled before 2026-12-08: a deque of (ts, {name: value}) and the sums of every window
+        if isinstance(state, dict):  # before 2026-12: every slot by name
+            keys = ("window_seconds", "count", "last_ts", "_window", "_sums", "_since_resum")
+            state = tuple(state.get(k, 0) for k in keys)
+        self.window_seconds, self.count, self.last_ts, window, sums, self._since_resum = state
+        self._window = [(ts, _schema(tuple(x)), array("d", x.values())) for ts, x in window]
+        self._sums = sums if len(self._window) > 1 else None
 
     def transform(self, event: Event) -> dict:
         """Update the state with ``event`` and return its feature vector."""
@@ -91,18 +114,27 @@ class EntityFeatures:
             for k, v in event.features.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
+        names = _schema(tuple(numeric))
+        values = array("d", numeric.values())
         window = self._window
         horizon = ts - self.window_seconds
-        if window and window[-1][0] < horizon:
+        if len(window) > self._head and window[-1][0] < horizon:
             window.clear()  # the whole window is older than the horizon (sparse entities)
-        if not window:
-            # Nothing else in the window: its sums are this event's values, exactly.
-            sums = self._sums = {k: [v, 1] for k, v in numeric.items()}
-            window.append((ts, numeric))
+            self._head = 0
+        if len(window) == self._head:
+            # Nothing else in the window: the means are this event's values, exactly.
+            window.clear()
+            self._head = 0
+            window.append((ts, names, values))
+            self._sums = None
             self._since_resum = 0
+            means = numeric
         else:
             sums = self._sums
-            window.append((ts, numeric))
+            if sums is None:  # the window's second event: sums of the first
+                _, first_names, first_values = window[self._head]
+                sums = self._sums = {k: [v, 1] for k, v in zip(first_names, first_values, strict=True)}
+            window.append((ts, names, values))
             for k, v in numeric.items():
                 acc = sums.get(k)
                 if acc is None:
@@ -110,36 +142,35 @@ class EntityFeatures:
                 else:
                     acc[0] += v
                     acc[1] += 1
-            while window and window[0][0] < horizon:
-                _, old = window.popleft()
-                for k, v in old.items():
+            head = self._head
+            while head < len(window) and window[head][0] < horizon:
+                _, old_names, old_values = window[head]
+                head += 1
+                for k, v in zip(old_names, old_values, strict=True):
                     acc = sums[k]
                     acc[0] -= v
                     acc[1] -= 1
                     if acc[1] == 0:
                         del sums[k]
+            if head > 32 and head * 2 > len(window):
+                del window[:head]
+                head = 0
+            self._head = head
             # Subtracting evicted values loses precision (1e17 + 1 - 1e17 == 0): re-sum the
             # window exactly once per window length of updates, O(1) amortized.
             self._since_resum += 1
-            if self._since_resum >= len(window):
+            if self._since_resum >= len(window) - head:
                 self._since_resum = 0
                 sums = self._resum()
-        names = self._names
-        suffix = None
-        for k in numeric:
-            name = names.get(k)
-            if name is None:
-                if suffix is None:
-                    suffix = f"_mean_{self.window_seconds:g}s"
-                name = names[k] = k + suffix
-            acc = sums[k]
-            x[name] = acc[0] / acc[1]
+            means = {k: sums[k][0] / sums[k][1] for k in numeric}
+        for name, k in zip(_mean_names(names, self.window_seconds), names, strict=True):
+            x[name] = means[k]
         return x
 
     def _resum(self) -> dict[str, list[float]]:
         values: dict[str, list[float]] = {}
-        for _, numeric in self._window:
-            for k, v in numeric.items():
+        for _, names, vs in self._window[self._head :]:
+            for k, v in zip(names, vs, strict=True):
                 values.setdefault(k, []).append(v)
         self._sums = {k: [math.fsum(vs), len(vs)] for k, vs in values.items()}
         return self._sums
