@@ -61,7 +61,7 @@ def _mean_names(names: tuple[str, ...], window_seconds: float) -> tuple[str, ...
 
 class EntityFeatures:
     """The feature state of one entity (count, last time, a window of numeric values), small:
-    an entity seen once keeps about 350 bytes (``python -m benchmarks.entity_state``).
+    an entity seen once keeps about 420 bytes (``python -m benchmarks.entity_state``).
 
     The window is a list of ``(ts, names, values)`` with ``names`` an interned tuple shared by
     every entity of the same schema and ``values`` a ``array('d')``; entries before ``_head``
