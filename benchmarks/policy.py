@@ -161,7 +161,7 @@ def served_features_stream(n: int = 20_000) -> list:
     """The stream of ``benchmarks/compare.py`` (Hyperplane, 1000 entities) as the live model step
     sees it with the default features: 21 per event (10 raw, the entity's count and gap, 9
     rolling means), where the scenario streams have 5."""
-    from benchstream import make_stream
+    from benchmarks.benchstream import make_stream
 
     from riverrun.streams.core.features import EntityFeatures
 

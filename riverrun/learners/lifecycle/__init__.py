@@ -7,22 +7,36 @@ risky transition, on a covariate-shift alarm and on demand; the last ``keep_chec
 memory (frozen: they never learn) so they can be compared.
 
 On concept drift (ADWIN by default, on the champion's served-prediction errors, when the error
-rose) the lifecycle first decides at once if the buffered labels since the warning suffice
-(``_decide_at_drift``): inverted labels (a binary champion nearly always wrong) roll back to the
-last healthy checkpoint and *pause learning* until the labels agree with it again; a checkpoint
-that clearly beats the champion is rolled back to; a fresh challenger that beat the champion and
-every checkpoint is promoted. Otherwise it *evaluates*: for the next ``decision_window`` labels
-it scores every candidate (champion, challengers, checkpoints) on the same labels, then acts on
-the evidence: roll back to a checkpoint (the champion was damaged), promote a challenger (the
-world changed), or keep. Every action has a cool-down and a cap per window, and is a
-``ModelEvent``.
+rose) the lifecycle first judges the labels buffered since the warning (``_decide_at_drift``):
+inverted labels (a binary champion nearly always wrong) roll back to the last healthy checkpoint
+and *pause learning* until the labels agree with it again (``pause``). Otherwise candidates
+(challengers, the fresh model started at the warning, checkpoints) are judged against the
+champion on the same labels by the decision rule (``decision.PairedDecision``): an anytime-valid
+paired sequential test per candidate (``sequential.PairedTest``, false-alarm rate ``alpha``) on
+the per-label 0/1 losses, looked at after every label, for at most ``decision_window`` labels; a
+candidate it finds better by ``min_improvement``, with a log loss no worse, is rolled back to (a
+checkpoint: the champion was damaged) or promoted (a challenger: the world changed); none: keep.
+A drift alarm alone replaces nothing, and a champion that adapts by itself (HAT, ARF, ADWIN
+bagging) is not rolled back to its checkpoints at a drift. Every action has a cool-down and a
+cap per window, and is a ``ModelEvent`` whose ``compared`` holds what each test saw.
+
+Every decision is reversible (``probation``): the displaced model learns in shadow for
+``probation`` labels and serves again if the test finds it better than its successor (or it made
+fewer errors, by a sign test, when the probation ends). From the first action on, the champion
+as it would be with no lifecycle (the *counterfactual*) learns in shadow too; it is adopted when
+the test finds it better than what the lifecycle serves, and ``ModelLifecycle.regret()`` is the
+accuracy lost against it (``riverrun_lifecycle_regret``).
 Covariate shift (PSI/KS/chi-square on the features), prior shift (labels) and prediction drift
 only alert and checkpoint: label-free evidence never rolls back.
 
 Everything here is deterministic given the stream, so a replay decides exactly as live did.
 
-``policy.py`` holds ``PolicyConfig``, ``checkpoints.py`` the checkpoints, ``model.py``
-``ModelLifecycle``; every name is importable from here, as before they were split.
+``policy.py`` holds ``PolicyConfig``; ``model.py`` ``ModelLifecycle`` (serving, learning,
+deciding), made of parts in their own modules: ``checkpoints.py`` (checkpoints, the operator's
+rollback), ``pause.py`` (suspect labels), ``probation.py`` (the displaced model and the
+counterfactual, ``shadow.py`` their models), ``events.py``, ``monitors.py`` (label-free
+monitors); the rule is ``decision.py``, its test ``sequential.py``. Every name is importable from
+here, as before they were split.
 
 >>> from river import datasets
 >>> lc = ModelLifecycle("m", "lr", PolicyConfig(checkpoint_every=100))
@@ -35,8 +49,10 @@ Everything here is deterministic given the stream, so a replay decides exactly a
 """
 
 from riverrun.learners.lifecycle.checkpoints import Checkpoint, FrozenCheckpoint
+from riverrun.learners.lifecycle.decision import PairedDecision, Verdict
 from riverrun.learners.lifecycle.model import CHAMPION, Evaluation, ModelLifecycle, labels_since_change
 from riverrun.learners.lifecycle.policy import PolicyConfig
+from riverrun.learners.lifecycle.sequential import PairedTest
 
 # Pickles (recovery snapshots) written before this was a package name these classes by the
 # names they had in riverrun/learners/lifecycle.py.
@@ -49,6 +65,9 @@ __all__ = [
     "Evaluation",
     "FrozenCheckpoint",
     "ModelLifecycle",
+    "PairedDecision",
+    "PairedTest",
     "PolicyConfig",
+    "Verdict",
     "labels_since_change",
 ]

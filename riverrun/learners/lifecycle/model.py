@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from riverrun.detectors import ConceptDriftDetector, DriftSignal
-from riverrun.learners.lifecycle.checkpoints import Checkpoint, FrozenCheckpoint
+from riverrun.learners.lifecycle.checkpoints import Checkpoint, Checkpointing, FrozenCheckpoint
 from riverrun.learners.lifecycle.decision import CHAMPION, PairedDecision, Verdict, adapts_by_itself
-from riverrun.learners.lifecycle.error_change import error_change
+from riverrun.learners.lifecycle.events import Events
 from riverrun.learners.lifecycle.monitors import build_monitors, feed_served
+from riverrun.learners.lifecycle.pause import SuspectLabels
 from riverrun.learners.lifecycle.policy import PolicyConfig
+from riverrun.learners.lifecycle.probation import Reversible
 from riverrun.learners.lifecycle.sequential import PairedTest, log_loss
 from riverrun.learners.lifecycle.shadow import Regret, Shadow
 from riverrun.learners.online import OnlineLearner, Served
@@ -75,7 +77,7 @@ class Evaluation:
     checkpoints: bool = True  # judge the checkpoints too (not against a self-adapting champion)
 
 
-class ModelLifecycle:
+class ModelLifecycle(SuspectLabels, Reversible, Checkpointing, Events):
     """Champion, challengers and checkpoints of one model, and the policy that acts on drift."""
 
     # Defaults for lifecycles pickled before these existed (recovery snapshots, registry blobs).
@@ -241,6 +243,11 @@ class ModelLifecycle:
     def _new_test(self) -> PairedTest:
         return PairedTest(self.config.alpha, self.config.min_improvement)
 
+    def _shadow_alpha(self) -> float:
+        """The shadows' tests run for a whole probation (the counterfactual for ever), as
+        e-detectors: a false alarm at most once in ``probation / alpha`` labels on average."""
+        return self.config.alpha / max(self.config.probation, 100)
+
     def _on_concept_alarm(self, ts: datetime | None, out: list) -> bool:
         """A warning starts a fresh challenger; a drift (of a *rising* error, outside a cool-down
         and an evaluation) is decided at once or starts an evaluation. True: acted."""
@@ -303,9 +310,13 @@ class ModelLifecycle:
         ev.labels += 1
         rule.see(losses)
         verdict = rule.decide()
-        if verdict is not None:
+        if verdict is None:
+            return
+        self._evaluation = None
+        if verdict.choice != "keep" and (suspect := self._suspect()) is not None:
+            out += self._pause(ev.signal, *suspect, self.last_ts)  # its labels taught the candidate
+        else:
             out += self._decide(ev, verdict)
-            self._evaluation = None
 
     def _start_fresh_challenger(self, out: list) -> None:
         """A fresh model of the champion's recipe, learning the world since the change: it first
@@ -339,14 +350,28 @@ class ModelLifecycle:
             )
         )
 
+    def _suspect(self) -> tuple[float, int] | None:
+        """(accuracy, labels) when a binary champion is right on at most ``suspect_accuracy`` of
+        the labels since the change of its errors (``labels_since_change``; at least
+        ``min_at_drift``, at most ``suspect_window`` of them): the labels look inverted."""
+        c = self.config
+        if c.suspect_accuracy is None or self.champion.label_kind != "bool":
+            return None
+        oks = [ok for *_, ok in self._recent]
+        n = min(max(labels_since_change(oks), c.min_at_drift), c.suspect_window)
+        if len(oks) < n:
+            return None
+        accuracy = sum(oks[-n:]) / n
+        return (accuracy, n) if accuracy <= c.suspect_accuracy else None
+
     def _decide_at_drift(self, signal: DriftSignal, ts: datetime | None) -> list | None:
         """Act at once on the labels up to the drift, when they suffice; None: evaluate.
 
         ADWIN has just found that the champion's error rose. The last labels are buffered, and
         the checkpoints are frozen, so they can be judged now:
 
-        1. a binary champion right on at most ``suspect_accuracy`` of the last
-           ``suspect_window`` labels has not met a new world but *inverted labels* (a broken
+        1. a binary champion right on at most ``suspect_accuracy`` of the labels since its
+           errors changed (``_suspect``) has not met a new world but *inverted labels* (a broken
            labelling job): roll back to the last healthy checkpoint and pause learning
            (``_pause``; ``max_pause`` bounds it, should the world itself have inverted);
         2. a checkpoint that a ``PairedTest`` finds better than the champion on the buffered
@@ -360,14 +385,8 @@ class ModelLifecycle:
         """
         config = self.config
         recent = list(self._recent)
-        m = config.suspect_window
-        if (
-            config.suspect_accuracy is not None
-            and self.champion.label_kind == "bool"
-            and len(recent) >= m
-            and (champion := sum(ok for *_, ok in recent[-m:]) / m) <= config.suspect_accuracy
-        ):
-            return self._pause(signal, champion, m, ts)
+        if (suspect := self._suspect()) is not None:
+            return self._pause(signal, *suspect, ts)
         since = self.n_labels - self._fresh_since if "fresh" in self.challengers else 0
         n = min(max(since, config.min_decision), len(recent))  # the checkpoints' evidence
         rule = self._rule(max_labels=n + 1)
@@ -385,165 +404,6 @@ class ModelLifecycle:
         if verdict is None or verdict.choice == "keep" or self._capped():
             return None
         return self._act(verdict.choice, verdict.evidence, signal, ts, "up to the drift")
-
-    # -- suspect labels ------------------------------------------------------------------------
-
-    def _pause(self, signal: DriftSignal, accuracy: float, n: int, ts: datetime | None) -> list:
-        """Labels look inverted: serve the last healthy checkpoint, stop learning until the
-        labels agree with the champion again (``_learn_paused``)."""
-        out: list[ModelEvent | Checkpoint] = []
-        healthy = [f for f in self.checkpoints if f.healthy]
-        if healthy and not self._capped():
-            target = healthy[-1].checkpoint.id
-            reason = (
-                f"labels look corrupted: the champion got {1 - accuracy:.0%} of the last {n} labels "
-                f"wrong; back to {target}, the last checkpoint taken while healthy"
-            )
-            compared = {CHAMPION: {"accuracy": accuracy, "labels": float(n)}}
-            out += self._act(f"checkpoint:{target}", compared, signal, ts, "", reason=reason)
-        self._diverge()  # the counterfactual learns the labels the champion will not
-        self.challengers.pop("fresh", None)  # it learned the suspect labels
-        self.paused = True
-        self._paused_since = self.n_labels
-        self._paused_ok.clear()
-        out.append(
-            self._event(
-                "learning_paused",
-                reason=(
-                    f"{1 - accuracy:.0%} of the last {n} labels contradict the champion: labels "
-                    f"are judged, not learned, and dead-lettered until at least "
-                    f"{self.config.resume_accuracy:.0%} of {self.config.suspect_window} in a row agree"
-                ),
-                signal=signal,
-                start=ts,
-            )
-        )
-        return out
-
-    def _learn_paused(self, event_id: str, x: dict, y: Any, ts: datetime | None) -> list:
-        """While paused: judge the champion on the label, learn nothing; resume when the
-        labels agree with it again. The counterfactual (no lifecycle) learns it."""
-        ok = self.champion.judge(event_id, x).y_pred == y
-        for challenger in self.challengers.values():
-            challenger.forget(event_id)
-        if (displaced := self._displaced) is not None and displaced is not self._counterfactual:
-            displaced.forget(event_id)
-        if self._counterfactual is not None:
-            self._counterfactual.learner.learn(event_id, x, y)  # not scored: the labels are suspect
-        self.n_paused += 1
-        self._paused_ok.append(ok)
-        window = self._paused_ok
-        agree = len(window) == window.maxlen and sum(window) >= self.config.resume_accuracy * len(window)
-        timeout = self.n_labels - self._paused_since >= self.config.max_pause
-        if not (agree or timeout):
-            return []
-        self.paused = False
-        self.concept = ConceptDriftDetector(self.config.concept_detector)  # errors since resuming
-        self._cooldown_until = self.n_labels + self.config.cooldown
-        if self._counterfactual is not None:  # judged again from here on, on labels believed
-            self._counterfactual.test = self._new_test()
-        return [
-            self._event(
-                "learning_resumed",
-                reason=(
-                    f"{sum(window)} of the last {len(window)} labels agree with the champion"
-                    if agree
-                    else f"labels still contradict the champion after {self.config.max_pause}: the "
-                    "world itself may have inverted; learning again"
-                )
-                + f" ({self.n_paused} labels not learned so far)",
-            )
-        ]
-
-    # -- probation and the counterfactual --------------------------------------------------------
-
-    def _diverge(self) -> None:
-        """From the first action on, the champion may differ from what no lifecycle would serve:
-        a copy of it goes on as the counterfactual (``counterfactual``)."""
-        if self.config.counterfactual and self._counterfactual is None:
-            self._counterfactual = Shadow.of(self.champion, self.n_labels, self.config.alpha)
-            if self._regret is None:
-                self._regret = Regret()
-
-    def _watch(
-        self, event_id: str, x: dict, y: Any, champion_ok: bool, champion_log: float, out: list
-    ) -> bool:
-        """The counterfactual and the displaced model learn this label against the champion; one
-        that a test finds better (or the displaced model, when its probation ends with fewer
-        errors) serves again. True: it did."""
-        config = self.config
-        cf, displaced = self._counterfactual, self._displaced
-        if cf is not None:
-            cf_ok = cf.learn(event_id, x, y, champion_ok, champion_log)
-            if self._regret is None:
-                self._regret = Regret()
-            self._regret.add(champion_ok, cf_ok)
-            if cf.test.n >= config.min_at_drift and cf.test.rejects and displaced is not cf:
-                out += self._reinstate(cf, "the unchanged model (no lifecycle) beats the lifecycle's")
-                self._counterfactual = None  # the champion is the counterfactual again
-                if displaced is not None and displaced.since >= cf.since:
-                    self._displaced = None
-                return True
-        if displaced is None:
-            return False
-        if displaced is not cf:
-            displaced.learn(event_id, x, y, champion_ok, champion_log)
-        if displaced.test.n >= config.min_at_drift and displaced.test.rejects:
-            why = "probation: the displaced model beats its successor"
-        elif displaced.labels >= config.probation:
-            self._displaced = None
-            if not displaced.test.sign_test():
-                out.append(
-                    self._event(
-                        "keep",
-                        reason=(
-                            f"probation over: the new champion made {displaced.champion_errors} errors "
-                            f"on the {displaced.labels} labels since, the model it displaced "
-                            f"{displaced.errors}; the displaced model is dropped"
-                        ),
-                        compared={"displaced": displaced.evidence()},
-                    )
-                )
-                return False
-            why = (
-                "probation over: the displaced model made fewer errors than its successor (by more "
-                "than 2 standard deviations of the labels on which they differ)"
-            )
-        else:
-            return False
-        out += self._reinstate(displaced, why)
-        self._displaced = None
-        if displaced is cf:
-            self._counterfactual = None  # the champion is the counterfactual again
-        return True
-
-    def _reinstate(self, shadow: Shadow, why: str) -> list[ModelEvent | Checkpoint]:
-        """Serve ``shadow``'s model again (a rollback, outside the action cap: an undo)."""
-        out: list[ModelEvent | Checkpoint] = self.checkpoint("before reinstating a displaced model")
-        before = self.version
-        self.champion.model = shadow.learner.model
-        self.champion.recipe = shadow.learner.recipe
-        self.champion.version += 1
-        self.concept = ConceptDriftDetector(self.config.concept_detector)
-        self._evaluation = None
-        self._cooldown_until = self.n_labels + self.config.cooldown
-        self.challengers.pop("fresh", None)
-        e = shadow.evidence()
-        reason = (
-            f"{why}: {e['accuracy']:.3f} accuracy against {e['champion_accuracy']:.3f} on the "
-            f"{shadow.labels} labels since it was displaced (e-value {e['e_value']:g}, "
-            f"threshold {e['threshold']:g}); it serves again"
-        )
-        out.append(
-            self._event(
-                "rollback",
-                reason=reason,
-                compared={"displaced": e},
-                from_version=before,
-                to_version=self.version,
-            )
-        )
-        return out
 
     # -- acting ----------------------------------------------------------------------------------
 
@@ -596,7 +456,9 @@ class ModelLifecycle:
             self._diverge()
             self._displaced = self._counterfactual if self.config.probation else None
         elif self.config.probation:
-            self._displaced = Shadow.of(self.champion, self.n_labels, self.config.alpha, self.champion.model)
+            self._displaced = Shadow.of(
+                self.champion, self.n_labels, self._shadow_alpha(), self.champion.model
+            )
         compared = evidence if reason is not None else _compared(evidence, best)
         if reason is None:
             e = evidence.get(best, {})
@@ -634,116 +496,6 @@ class ModelLifecycle:
             )
         )
         return out
-
-    # -- checkpoints ---------------------------------------------------------------------------
-
-    def checkpoint(self, reason: str) -> list[ModelEvent | Checkpoint]:
-        """Freeze the champion now: returns the ``Checkpoint`` (to persist) and its event."""
-        self.n_checkpoints += 1
-        self._since_checkpoint = 0
-        ckpt = Checkpoint(
-            model=self.name,
-            id=f"ckpt-{self.n_checkpoints}",
-            version=self.version,
-            recipe=self.champion.recipe,
-            blob=pickle.dumps(self.champion.model, protocol=pickle.HIGHEST_PROTOCOL),
-            n_learned=self.champion.n_learned,
-            metrics=self.champion.metrics(),
-            reason=reason,
-            event_time_end=self.last_ts,
-        )
-        healthy = reason == "periodic"
-        # Pickling slowed the champion down for good (``rebuild``): serve a rebuilt copy.
-        self.champion.model = rebuilt(self.champion.model)
-        self.checkpoints.append(FrozenCheckpoint(ckpt, healthy))
-        while len(self.checkpoints) > self.config.keep_checkpoints:
-            # Drop the oldest, but keep at least one healthy checkpoint to roll back to.
-            victim = self.checkpoints[0]
-            if victim.healthy and sum(f.healthy for f in self.checkpoints) == 1:
-                victim = next(f for f in self.checkpoints if not f.healthy)
-            self.checkpoints.remove(victim)
-        event = self._event("checkpoint", reason=reason, checkpoint=ckpt.id, to_version=self.version)
-        return [ckpt, event]
-
-    def rollback_to(
-        self,
-        checkpoint_blob: bytes,
-        reason: str,
-        checkpoint: str | None = None,
-        ts: datetime | None = None,
-    ) -> list[ModelEvent | Checkpoint]:
-        """An operator's rollback (through the control topic): save the champion, then serve
-        ``checkpoint_blob`` (pickle bytes of a model the registry already verified)."""
-        if ts is not None:
-            self.last_ts = ts
-        out: list[ModelEvent | Checkpoint] = self.checkpoint("before operator rollback")
-        before = self.version
-        self._diverge()
-        self._displaced = None  # the operator decided: no probation
-        self.champion.model = rebuilt(pickle.loads(checkpoint_blob))
-        self.champion.version += 1
-        self.concept = ConceptDriftDetector(self.config.concept_detector)
-        self._evaluation = None
-        self._cooldown_until = self.n_labels + self.config.cooldown
-        out.append(
-            self._event(
-                "rollback", reason=reason, from_version=before, to_version=self.version, checkpoint=checkpoint
-            )
-        )
-        return out
-
-    # -- events --------------------------------------------------------------------------------
-
-    def _alert(
-        self, action: str, signal: DriftSignal | None, checkpoint: bool = False, out: list | None = None
-    ) -> None:
-        target = self._pending_events if out is None else out
-        reason = (
-            "label-free evidence: alert only, no rollback"
-            if action != "prior_shift"
-            else "label distribution changed"
-        )
-        if action == "covariate_shift":  # did it matter? the labels buffered so far say
-            c = self.config
-            reason += "; " + error_change([ok for *_, ok in self._recent], c.z, c.min_decision)
-        target.append(self._event(action, reason=reason, signal=signal))
-        if checkpoint:
-            target.extend(self.checkpoint(action))
-
-    def _event(
-        self,
-        action: str,
-        *,
-        reason: str,
-        signal: DriftSignal | None = None,
-        compared: dict | None = None,
-        start: datetime | None = None,
-        from_version: int | None = None,
-        to_version: int | None = None,
-        checkpoint: str | None = None,
-    ) -> ModelEvent:
-        try:
-            counts = self.n_actions
-        except AttributeError:  # state pickled before the counts existed
-            counts = self.n_actions = {}
-        counts[action] = counts.get(action, 0) + 1
-        return ModelEvent.model_construct(
-            model=self.name,
-            action=action,
-            from_version=from_version,
-            to_version=to_version,
-            checkpoint=checkpoint,
-            reason=reason,
-            detector=signal.detector if signal else None,
-            feature=signal.feature if signal else None,
-            statistic=signal.statistic if signal else None,
-            threshold=signal.threshold if signal else None,
-            compared=compared or {},
-            event_time_start=start,
-            event_time_end=self.last_ts,
-            position={"labels": self.n_labels, **(self._position or {})},
-            at=self.last_ts,
-        )
 
     def challenger_metrics(self) -> dict[str, dict[str, float]]:
         return {name: c.metrics() for name, c in self.challengers.items()}

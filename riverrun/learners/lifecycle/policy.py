@@ -58,8 +58,9 @@ class PolicyConfig:
         its dips are its adaptation. Inverted labels still pause it, and a fresh challenger
         still replaces it when the test finds it better.
     suspect_accuracy
-        A binary champion this right on the last ``suspect_window`` labels at a drift meets
-        inverted labels: roll back, pause learning. ``None``: never pause.
+        A binary champion this right on the labels since its errors changed (at least
+        ``min_at_drift``, at most ``suspect_window``) at a drift, or when a candidate would
+        replace it, meets inverted labels: roll back, pause learning. ``None``: never pause.
     suspect_window
         See ``suspect_accuracy``.
     resume_accuracy

@@ -11,6 +11,12 @@ candidate that wins by luck is promoted with probability at most ``alpha``, howe
 watched (a mixture sequential probability ratio test, by betting: Waudby-Smith & Ramdas 2023,
 "Estimating means of bounded random variables by betting"; Shafer & Vovk 2019).
 
+With ``restart=True`` the test is an e-detector (e-CUSUM; Shin, Ramdas & Rinaldo 2024, "E-detectors:
+a nonparametric framework for sequential change detection"): each bet starts again from its
+stake whenever it has lost everything it won, so a candidate that was worse for a while and then
+became better is found as fast as one that was better from the start. Its guarantee is on time:
+under the null, the first alarm comes after ``1 / alpha`` labels on average, at least.
+
 Labels where both models are right (or both wrong) leave the wealth unchanged: a test costs
 nothing on them, and its evidence grows only with the labels on which the two disagree.
 
@@ -60,13 +66,15 @@ class PairedTest:
         "champion_losses",
         "margin",
         "n",
+        "restart",
         "total",
         "unequal",
     )
 
-    def __init__(self, alpha: float = 0.05, margin: float = 0.0):
+    def __init__(self, alpha: float = 0.05, margin: float = 0.0, restart: bool = False):
         self.alpha = alpha
         self.margin = margin
+        self.restart = restart
         self.n = 0
         self.total = 0.0  # sum of champion loss - candidate loss
         self.champion_losses = 0.0
@@ -99,8 +107,9 @@ class PairedTest:
         d -= self.margin
         lw = self._log_wealth
         cap = 1.0 / (1.0 + self.margin)  # 1 + λ d > 0 for d >= -1 - margin
+        restart = self.restart
         for k, lam in enumerate(LAMBDAS):
-            lw[k] += math.log1p(min(lam, 0.99 * cap) * d)
+            lw[k] = (max(lw[k], 0.0) if restart else lw[k]) + math.log1p(min(lam, 0.99 * cap) * d)
 
     @property
     def e_value(self) -> float:

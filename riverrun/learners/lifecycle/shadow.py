@@ -34,7 +34,9 @@ class Shadow:
         self.learner = learner
         self.since = since  # the lifecycle's label count when it went into shadow
         self.reason = reason
-        self.test = PairedTest(alpha)  # rejects: the shadow model is better than the champion
+        # rejects: the shadow model became better than the champion (an e-detector: evidence
+        # against it before does not delay the alarm); ``alpha`` bounds the false alarms per label
+        self.test = PairedTest(alpha, restart=True)
         self.labels = 0
         self.errors = 0
         self.champion_errors = 0
