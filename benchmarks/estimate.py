@@ -1,6 +1,7 @@
 """How wrong is the label-free estimate? River's drifting generators x models, labels late.
 
     python -m benchmarks.estimate [--events 20000] [--seeds 2] [--delay 100:300] [--window 1000]
+    python -m benchmarks.estimate --cost [--rounds 5]
 
 For each stream x model x seed the model predicts every event at once and learns its label
 ``delay`` events later (uniform in the range, seeded), as the model step does (the served
@@ -11,18 +12,26 @@ labels that arrived, and plain CBPE (``calibrate=False``, trusts the model's pro
 Printed per case: the realised accuracy, and the mean absolute error of the estimated against
 the realised rolling accuracy over the same last ``window`` labelled predictions (``mae``: each
 prediction estimated when it was served), for both estimators; then the mean and the worst over
-the panel. Streams: a sudden concept switch at the middle (ConceptDriftStream, width 50) for
+the panel. Streams: a sudden concept switch at the middle (ConceptDriftStream, width 1% of the stream) for
 Agrawal (functions 0 -> 2), SEA (0 -> 3), STAGGER (0 -> 2), Sine (0 -> 2), Mixed (0 -> 1); and
 moving concepts for Hyperplane (mag_change 0.001) and RandomRBFDrift (change_speed 0.0001).
+
+``--cost``: what the estimate adds to the model step (``ModelStep`` with the ``lr`` recipe,
+``StepConfig(estimate=False)`` against the default), in process CPU µs per event, the fastest of
+``--rounds`` interleaved rounds, on the streams of ``benchmarks/policy.py`` (SEA with 3 features;
+Hyperplane with the 21 default features), with the lifecycle off and on.
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import math
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 from river.datasets import synth
 
@@ -32,7 +41,11 @@ from riverrun.learners.online import OnlineLearner
 
 def _switch(make, before: int, after: int, seed: int, n: int):
     return synth.ConceptDriftStream(
-        stream=make(before, seed), drift_stream=make(after, seed + 1), position=n // 2, width=50, seed=seed
+        stream=make(before, seed),
+        drift_stream=make(after, seed + 1),
+        position=n // 2,
+        width=max(n // 100, 1),
+        seed=seed,
     )
 
 
@@ -84,6 +97,39 @@ def run_case(stream, recipe: str, n: int, delay: tuple[int, int], window: int, s
     }
 
 
+def step_cost(rounds: int) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))  # policy.served_features_stream's benchstream
+    from benchmarks.policy import sea_stream, served_features_stream, step_items
+    from riverrun.learners.lifecycle import PolicyConfig
+    from riverrun.streams.core.modelstep import ModelStep, StepConfig
+
+    def cpu(items, n: int, policy: PolicyConfig, estimate: bool) -> float:
+        step = ModelStep(
+            StepConfig(model="m", recipe="lr", policy=policy, served_at_event_time=True, estimate=estimate)
+        )
+        start = time.process_time()
+        for seq, item in enumerate(items):
+            step.on_item(seq, item)
+        return (time.process_time() - start) / n * 1e6
+
+    streams = {"SEA, 3 features": sea_stream(1, 20_000), "Hyperplane, 21 features": served_features_stream()}
+    policies = {"lifecycle off": PolicyConfig(enabled=False), "lifecycle default": PolicyConfig()}
+    print(f"the lr model step, CPU µs per event (fastest of {rounds} rounds), labels 200 events late:")
+    for stream, rows in streams.items():
+        items = step_items(rows, 200)
+        for name, policy in policies.items():
+            best = {False: math.inf, True: math.inf}
+            for _ in range(rounds):
+                for estimate in best:
+                    best[estimate] = min(best[estimate], cpu(items, len(rows), policy, estimate))
+            off, on = best[False], best[True]
+            print(
+                f"  {stream:25}{name:19} estimate off {off:6.1f}  on {on:6.1f}  "
+                f"{on - off:+5.2f} µs ({on / off - 1:+.0%})",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
@@ -91,7 +137,12 @@ def main() -> None:
     parser.add_argument("--delay", default="100:300", help="label delay in events, uniform lo:hi")
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--models", default="lr,hat")
+    parser.add_argument("--cost", action="store_true", help="the estimate's cost in the model step")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.cost:
+        step_cost(args.rounds)
+        return
     delay = tuple(int(v) for v in args.delay.split(":"))
     print(
         f"{args.events} events, labels {delay[0]}-{delay[1]} events late, rolling window {args.window}, "

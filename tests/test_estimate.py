@@ -118,6 +118,23 @@ def test_the_pending_window_adds_at_serving_and_removes_at_label_or_expiry():
     assert est._pending_accuracy == 0.0 and est._pending_log_loss == 0.0
 
 
+def test_queued_updates_give_what_updates_applied_one_by_one_give():
+    class OneByOne(ConfidenceEstimate):
+        BATCH = 1
+
+    stream = list(synthetic(3000, lambda p: 0.9 * p))
+    batched, single = ConfidenceEstimate(window_size=300), OneByOne(window_size=300)
+    for est in (batched, single):
+        for i, (y_pred, proba, _) in enumerate(stream):
+            est.update_served(i, y_pred, proba)
+            if i % 7 == 0:
+                est.forget(i - 3)  # expired before its label
+            if i >= 100:
+                est.update_label(i - 100, stream[i - 100][2])
+    assert batched._queue and not single._queue
+    assert batched.get() == single.get() and batched.n_labelled == single.n_labelled
+
+
 def test_a_pickled_estimate_continues_identically():
     est = ConfidenceEstimate(window_size=100)
     stream = list(synthetic(2000, lambda p: p * 0.8))
