@@ -142,3 +142,34 @@ def test_without_mlflow_replay_fails_at_once_with_the_install_line(tmp_path, mon
     assert main(argv) == 2
     assert INSTALL in capsys.readouterr().err
     assert not out.exists()  # nothing read, nothing written
+
+
+@pytest.mark.kafka
+def test_a_kafka_range_is_logged_as_topic_ranges_per_partition(kafka_servers, tmp_path) -> None:
+    from confluent_kafka.admin import NewPartitions
+    from mlflow.tracking import MlflowClient
+
+    from riverrun.streams.kafka.admin import admin
+    from riverrun.streams.kafka.producer import publish_stream
+    from tests.harness.kafka import fresh_settings
+
+    rows = [(x, y) for x, y, _ in Scenario(n=400, drift_at=200, shift_at=900, corrupt_from=900).rows()]
+    events, labels = to_records(rows, label_delay=timedelta(seconds=20), jitter=0.5, n_entities=20)
+    settings, config = fresh_settings(kafka_servers, tmp_path, features="default")
+    client = admin(settings)  # alive until the futures resolve
+    for future in client.create_partitions([NewPartitions(settings.topics.events, 2)]).values():
+        future.result(30)
+    publish_stream(settings, events, labels)
+    out = tmp_path / "bt"
+    argv = ["replay", "--from-kafka", "-c", str(config), "--out", str(out), "--no-progress", "--mlflow"]
+    assert main([*argv, "--end-offset", "labels=300"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    tracking = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    (experiment,) = [e for e in tracking.search_experiments() if e.name == "riverrun-replay"]
+    runs = tracking.search_runs([experiment.experiment_id], "tags.riverrun.kind = 'replay-run'")
+    (params,) = [r.data.params for r in runs]
+    ranges = {f"input.{kind}.p{r['partition']}": f"{r['start']}..{r['end']}" for kind in ("events", "labels")
+              for r in report["inputs"][kind]}  # fmt: skip
+    assert sorted(ranges) == ["input.events.p0", "input.events.p1", "input.labels.p0"]
+    assert {k: params[k] for k in ranges} == ranges and ranges["input.labels.p0"] == "0..300"
+    assert params["input.topics.events"] == settings.topics.events
