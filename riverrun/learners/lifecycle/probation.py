@@ -17,7 +17,9 @@ class Reversible:
 
     def _diverge(self) -> None:
         """From the first action on, the champion may differ from what no lifecycle would serve:
-        a copy of it goes on as the counterfactual (``counterfactual``)."""
+        a copy of it goes on as the counterfactual (``counterfactual``). It is retired (and the
+        regret stops counting) once the champion beat it on the labels since, after at least a
+        probation: doing nothing was worse; the next action starts another from its champion."""
         if self.config.counterfactual and self._counterfactual is None:
             self._counterfactual = Shadow.of(self.champion, self.n_labels, self._shadow_alpha())
             if self._regret is None:
@@ -44,6 +46,19 @@ class Reversible:
                 if displaced is not None and displaced.since >= cf.since:
                     self._displaced = None
                 return True
+            if displaced is not cf and cf.labels >= config.probation and cf.behind.rejects:
+                self._counterfactual = None  # the next action starts another from its champion
+                out.append(
+                    self._event(
+                        "keep",
+                        reason=(
+                            f"counterfactual retired: the lifecycle's model beat the unchanged one "
+                            f"on the {cf.labels} labels since it started (paired test, e-value "
+                            f"{cf.behind.e_value:.3g}); regret so far {self.regret():+.4f}"
+                        ),
+                        compared={"counterfactual": cf.behind.evidence()},
+                    )
+                )
         if displaced is None:
             return False
         if displaced is not cf:

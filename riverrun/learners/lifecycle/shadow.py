@@ -37,6 +37,9 @@ class Shadow:
         # rejects: the shadow model became better than the champion (an e-detector: evidence
         # against it before does not delay the alarm); ``alpha`` bounds the false alarms per label
         self.test = PairedTest(alpha, restart=True)
+        # rejects: the champion is better than the shadow model since it went into shadow (what
+        # retires a counterfactual that doing nothing has been shown worse than)
+        self.behind = PairedTest(alpha)
         self.labels = 0
         self.errors = 0
         self.champion_errors = 0
@@ -64,7 +67,9 @@ class Shadow:
         self.labels += 1
         self.errors += not ok
         self.champion_errors += not champion_ok
-        self.test.update(float(not champion_ok), float(not ok), champion_log, log_loss(served.proba, y))
+        log = log_loss(served.proba, y)
+        self.test.update(float(not champion_ok), float(not ok), champion_log, log)
+        self.behind.update(float(not ok), float(not champion_ok), log, champion_log)
         return ok
 
     def forget(self, event_id: str) -> None:
