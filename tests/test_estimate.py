@@ -221,3 +221,25 @@ def test_a_snapshot_from_before_the_estimate_loads_and_estimates_from_then_on():
     for seq, item in enumerate(items[600:], start=600):
         resumed.on_item(seq, item)
     assert resumed.estimate.n_pending == 100 and resumed.view().estimate["estimated_accuracy"] > 0
+
+
+def test_quarantined_labels_neither_score_nor_calibrate_the_estimate():
+    from riverrun.learners.lifecycle import PolicyConfig
+    from riverrun.streams.backtest.scenarios import Scenario
+
+    rows = list(Scenario().rows())
+    items: list = []
+    for i, (x, _, _) in enumerate(rows):
+        ts = T0 + timedelta(seconds=i)
+        if i >= 50:
+            j = i - 50
+            items.append(SourcedLabel(Label.model_construct(event_id=str(j), label=rows[j][1], ts=ts), 0, j))
+        items.append(
+            FeaturedEvent(Event.model_construct(event_id=str(i), entity="e", ts=ts, features=x), x, 0, i)
+        )
+    step = ModelStep(StepConfig(model="m", recipe="lr", served_at_event_time=True, policy=PolicyConfig()))
+    for seq, item in enumerate(items):
+        step.on_item(seq, item)
+    assert step.n_quarantined_labels > 0  # the scenario's flipped labels paused learning
+    assert step.estimate.n_labelled == step.join.n_joined - step.n_quarantined_labels
+    assert step.estimate.n_pending == 50

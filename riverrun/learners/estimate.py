@@ -109,7 +109,7 @@ class ConfidenceEstimate:
         self._sum_right = 0.0
         self._abs_error_sum = 0.0  # of |sum_estimated - sum_right|, once the ring is full
         self._n_abs_error = 0
-        self.n_labelled = 0
+        self._n_labelled = 0
 
     def pending_table(self) -> dict:
         """The estimates of the predictions waiting for their label, by event id (grows with
@@ -161,7 +161,7 @@ class ConfidenceEstimate:
         size = self.window_size
         ring_estimated, ring_right, i = self._ring_estimated, self._ring_right, self._position
         sum_estimated, sum_right = self._sum_estimated, self._sum_right
-        abs_error_sum, n_abs_error, n_labelled = self._abs_error_sum, self._n_abs_error, self.n_labelled
+        abs_error_sum, n_abs_error, n_labelled = self._abs_error_sum, self._n_abs_error, self._n_labelled
         for record in queue:
             kind = len(record)
             if kind == 3:  # served: its estimate, frozen until its label
@@ -227,7 +227,13 @@ class ConfidenceEstimate:
         queue.clear()
         self._pending_accuracy, self._pending_log_loss = pending_accuracy, pending_log_loss
         self._position, self._sum_estimated, self._sum_right = i, sum_estimated, sum_right
-        self._abs_error_sum, self._n_abs_error, self.n_labelled = abs_error_sum, n_abs_error, n_labelled
+        self._abs_error_sum, self._n_abs_error, self._n_labelled = abs_error_sum, n_abs_error, n_labelled
+
+    @property
+    def n_labelled(self) -> int:
+        """Labels that scored an estimate."""
+        self._flush()
+        return self._n_labelled
 
     @property
     def n_pending(self) -> int:
@@ -250,7 +256,7 @@ class ConfidenceEstimate:
         if n:
             out["estimated_accuracy"] = min(max(self._pending_accuracy / n, 0.0), 1.0)
             out["estimated_log_loss"] = max(self._pending_log_loss / n, 0.0)
-        size = min(self.n_labelled, self.window_size)
+        size = min(self._n_labelled, self.window_size)
         if size:
             estimated, realised = self._sum_estimated / size, self._sum_right / size
             out["estimated_accuracy_rolling"] = estimated

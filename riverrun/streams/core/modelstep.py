@@ -279,8 +279,11 @@ class ModelStep:
 
     def _learn(self, event_id: str, x: dict, y, out: list, ts: datetime, partition: int, offset: int) -> None:
         paused = self.lifecycle.paused  # labels look corrupted: this one is judged, not learned
-        if self.estimate is not None:
-            self.estimate.update_label(event_id, y)
+        if self.estimate is not None:  # a quarantined label neither scores nor calibrates it
+            if paused:
+                self.estimate.forget(event_id)
+            else:
+                self.estimate.update_label(event_id, y)
         try:
             position = {"partition": partition, "offset": offset}
             out.extend(self.lifecycle.learn(event_id, x, y, ts, position))
