@@ -134,13 +134,20 @@ def plot_metrics(
     import matplotlib.pyplot as plt
     from matplotlib.transforms import blended_transform_factory
 
-    series_of = {}
+    series_of, estimated_of = {}, {}
     for model, entry in summarize(points).items():
         series = [w for w in entry["windows"] if metric in w["metrics"] and w["ts"]]
         if series:
             series_of[model] = (
                 [datetime.fromisoformat(w["ts"]) for w in series],
                 [w["metrics"][metric] for w in series],
+            )
+        # the label-free estimate of the same predictions, before their labels came (dotted)
+        guessed = [w for w in series if "estimated_accuracy_rolling" in w.get("estimate", {})]
+        if metric == "accuracy_rolling" and guessed:
+            estimated_of[model] = (
+                [datetime.fromisoformat(w["ts"]) for w in guessed],
+                [w["estimate"]["estimated_accuracy_rolling"] for w in guessed],
             )
     times = [t for xs, _ in series_of.values() for t in xs] + [w for w, _ in markers or []]
     span = (max(times) - min(times)).total_seconds() if times else 0.0
@@ -155,7 +162,10 @@ def plot_metrics(
     # the markers' numbers)
     ax = fig.add_axes((0.07, (table_in + 0.85) / height, 0.9, 3.05 / height))
     for model, (xs, ys) in series_of.items():
-        ax.plot(xs, ys, label=model, linewidth=1.6)
+        (line,) = ax.plot(xs, ys, label=model, linewidth=1.6)
+        if model in estimated_of:
+            style = {"color": line.get_color(), "linestyle": ":", "linewidth": 1.2}
+            ax.plot(*estimated_of[model], label=f"{model} estimated", **style)
     top = blended_transform_factory(ax.transData, ax.transAxes)
     for k, when, _ in lines:
         for w, text in groups[k - 1][1]:
