@@ -76,7 +76,9 @@ class PolicyConfig:
         From the first action on, run the champion as it would be with no lifecycle in shadow:
         the lifecycle's regret against it is measured (``ModelLifecycle.regret``) and it is
         adopted when the test finds it better than what the lifecycle serves. Until the first
-        action it costs nothing (it is the champion).
+        action it costs nothing (it is the champion); it is retired (and the regret stops
+        counting) once the champion beat it on the labels of at least a probation, and the next
+        action starts another from its champion.
     cooldown
         Labels after an action before the next decision.
     max_actions
