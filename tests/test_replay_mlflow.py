@@ -173,3 +173,15 @@ def test_a_kafka_range_is_logged_as_topic_ranges_per_partition(kafka_servers, tm
     assert sorted(ranges) == ["input.events.p0", "input.events.p1", "input.labels.p0"]
     assert {k: params[k] for k in ranges} == ranges and ranges["input.labels.p0"] == "0..300"
     assert params["input.topics.events"] == settings.topics.events
+
+
+def test_an_unreachable_tracking_server_fails_before_the_replay(tracked, tmp_path, capsys) -> None:
+    from tests.harness.ports import free_port
+
+    events, labels = tracked["files"]
+    out = tmp_path / "bt"
+    uri = f"http://127.0.0.1:{free_port()}/"
+    argv = ["replay", "--events", str(events), "--labels", str(labels), "--out", str(out), "--mlflow", uri]
+    assert main(argv) == 2
+    assert f"MLflow tracking store {uri}" in capsys.readouterr().err
+    assert not (out / "predictions.jsonl").exists()

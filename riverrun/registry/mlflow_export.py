@@ -86,26 +86,33 @@ def save_pyfunc(model: object, path: str | Path, metadata: dict[str, Any]) -> Pa
 
 
 @contextlib.contextmanager
+def mlflow_env(**values: str) -> Iterator[None]:
+    """MLflow's settings read from the environment (``MLFLOW_...``), set for a moment."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def _quiet(logger: str) -> Iterator[None]:
     """``logger``'s warnings and MLflow's progress bars off for a moment: MLflow warns that it
     cannot infer a signature, and a River model has none to give (it takes any dict of features,
     the set may grow); copying the one artifact draws a bar on stderr."""
     log = logging.getLogger(logger)
     level = log.level
-    bar = os.environ.get(_BAR)
     log.setLevel(logging.ERROR)
-    os.environ[_BAR] = "false"
     try:
-        yield
+        with mlflow_env(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"):
+            yield
     finally:
         log.setLevel(level)
-        if bar is None:
-            os.environ.pop(_BAR, None)
-        else:
-            os.environ[_BAR] = bar
-
-
-_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def export_mlflow(registry, model: str, version: int, out: str | Path) -> dict[str, Any]:

@@ -45,7 +45,7 @@ import river
 
 import riverrun
 from riverrun.errors import ConfigError
-from riverrun.registry.mlflow_export import require_mlflow, save_pyfunc
+from riverrun.registry.mlflow_export import mlflow_env, require_mlflow, save_pyfunc
 from riverrun.registry.unpickler import restricted_loads
 from riverrun.schemas import ModelEvent
 from riverrun.streams.backtest.inputs import ReplayInput
@@ -84,16 +84,18 @@ class ReplayTracker:
         from mlflow.tracking import MlflowClient
 
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.uri = uri or default_uri(self.out)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        try:
-            found = self.client.get_experiment_by_name(experiment)
-            if found is not None:
-                self.experiment_id = found.experiment_id
-            else:  # a local store keeps its artifacts beside it, not in ./mlruns of the cwd
-                where = (self.out / "mlartifacts").resolve().as_uri() if not uri else None
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=where)
+        if not uri:
+            self.out.mkdir(parents=True, exist_ok=True)
+        try:  # a server that does not answer fails in seconds here, not after minutes of retries
+            with mlflow_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_TIMEOUT="15"):
+                self.client = MlflowClient(tracking_uri=self.uri)
+                found = self.client.get_experiment_by_name(experiment)
+                if found is not None:
+                    self.experiment_id = found.experiment_id
+                else:  # a local store keeps its artifacts beside it, not in ./mlruns of the cwd
+                    where = (self.out / "mlartifacts").resolve().as_uri() if not uri else None
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=where)
         except MlflowException as exc:
             raise ConfigError(f"MLflow tracking store {self.uri}: {exc.message}") from None
 
