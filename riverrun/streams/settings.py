@@ -37,6 +37,7 @@ from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.learners.recipes import build_model
 from riverrun.schemas import DEFAULT_MAX_BYTES
 from riverrun.streams.core.join import LABEL_TTL_SECONDS
+from riverrun.streams.core.ttl import ENTITY_TTL_SECONDS
 
 
 class _Section(BaseModel):
@@ -234,6 +235,12 @@ class FlowSettings(_Section):
         description="a feature name (or 'entity'): one instance of each model per value "
         "(lr.DE, lr.FR, ...), spread over workers and processes",
     )
+    entity_ttl_seconds: float = Field(
+        ENTITY_TTL_SECONDS,
+        ge=0,
+        description="event-time seconds an entity may stay quiet before its features start afresh "
+        "and its state is dropped (0: never); a day, as [online_store] ttl_seconds",
+    )
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("models")
@@ -270,8 +277,8 @@ _KEY_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 #: How long an entity's latest features and predictions stay in the online store after their last
-#: write: a day, as the label TTL (an entity quiet for longer is as new).
-ONLINE_STORE_TTL_SECONDS = 86_400.0
+#: write: a day, as long as the flow keeps a quiet entity's features ([flow] entity_ttl_seconds).
+ONLINE_STORE_TTL_SECONDS = ENTITY_TTL_SECONDS
 
 
 class OnlineStoreSettings(_Section):

@@ -51,6 +51,7 @@ from riverrun.streams.core.features import FeatureMode
 from riverrun.streams.core.items import MetricsPoint, to_json
 from riverrun.streams.core.join import LABEL_TTL_SECONDS
 from riverrun.streams.core.modelstep import StepConfig
+from riverrun.streams.core.ttl import ENTITY_TTL_SECONDS
 from riverrun.streams.flow.dataflow import FlowSinks, FlowSpec, build_dataflow
 from riverrun.streams.flow.metrics import FlowMetrics
 from riverrun.streams.flow.runtime import run_in_process
@@ -133,6 +134,7 @@ def replay(
     policies: list[tuple[str, PolicyConfig]] | None = None,
     pass_per_run: bool = False,
     segment_by: str | None = None,
+    entity_ttl_seconds: float | None = ENTITY_TTL_SECONDS,
 ) -> ReplayResult:
     """Replay ``events`` and ``labels`` (JSON Lines) through ``models`` [(name, recipe)].
 
@@ -142,6 +144,8 @@ def replay(
     ``policies`` [(name, config)] compares several (every model with every policy). ``registry``
     (a ``RegistrySink``) persists checkpoints and audits model events. ``segment_by`` runs one
     instance of each model per value of that feature (or ``entity``), as ``[flow] segment_by``.
+    ``entity_ttl_seconds``: an entity quiet that long starts its features afresh (None: never),
+    as ``[flow] entity_ttl_seconds``.
     """
     return replay_input(
         file_input(events, labels),
@@ -159,6 +163,7 @@ def replay(
         registry=registry,
         pass_per_run=pass_per_run,
         segment_by=segment_by,
+        entity_ttl_seconds=entity_ttl_seconds,
     )
 
 
@@ -179,6 +184,7 @@ def replay_input(
     pass_per_run: bool = False,
     segment_by: str | None = None,
     final_models: bool = False,
+    entity_ttl_seconds: float | None = ENTITY_TTL_SECONDS,
 ) -> ReplayResult:
     """Replay ``inp`` through every (model, policy) run; see ``replay`` for the outputs.
     ``progress``: True/False, or None for "when stderr is a terminal". ``final_models`` keeps
@@ -232,6 +238,7 @@ def replay_input(
                         "feature_window_seconds": feature_window_seconds,
                         "max_payload_bytes": max_payload_bytes,
                         "segment_by": segment_by,
+                        "entity_ttl_seconds": entity_ttl_seconds,
                     },
                     step_args={
                         "label_ttl_seconds": label_ttl_seconds,

@@ -15,6 +15,7 @@ from riverrun.learners.lifecycle import PolicyConfig
 from riverrun.schemas import DEFAULT_MAX_BYTES
 from riverrun.streams.backtest.inputs import ReplayInput, file_input, kafka_input
 from riverrun.streams.core.join import LABEL_TTL_SECONDS
+from riverrun.streams.core.ttl import ENTITY_TTL_SECONDS
 from riverrun.streams.settings import Settings
 
 
@@ -126,9 +127,10 @@ def replay_flow_options(
     feature_window: float | None = None,
     label_ttl: float | None = None,
     segment_by: str | None = None,
+    entity_ttl: float | None = None,
 ) -> dict[str, Any]:
     """``replay_input``'s flow keywords: each option when given, else the config's [flow] value,
-    else replay's default. ``segment_by`` "" means no segments."""
+    else replay's default. ``segment_by`` "" means no segments; ``entity_ttl`` 0 means never."""
     flow = settings.flow if settings is not None else None
 
     def pick(option, setting: str, default):
@@ -144,4 +146,5 @@ def replay_flow_options(
         "report_every": pick(None, "report_every", 1000),
         "max_payload_bytes": pick(None, "max_payload_bytes", DEFAULT_MAX_BYTES),
         "segment_by": pick(segment_by, "segment_by", None) or None,
+        "entity_ttl_seconds": pick(entity_ttl, "entity_ttl_seconds", ENTITY_TTL_SECONDS) or None,
     }

@@ -89,6 +89,14 @@ def add_replay(sub) -> None:
         help="seconds of event time an event waits for its label (default 86400, or the config's)",
     )
     p.add_argument(
+        "--entity-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds of event time an entity may stay quiet before its features start afresh and "
+        "its state is dropped; 0: never (default 86400, or the config's [flow] entity_ttl_seconds)",
+    )
+    p.add_argument(
         "--policy",
         choices=["none", "default", "config"],
         action="append",
@@ -176,7 +184,7 @@ def _cmd_replay(args) -> int:
 
         tracker = ReplayTracker(args.mlflow or None, args.out, args.mlflow_experiment)
     flow = replay_flow_options(
-        settings, **options(args, "features", "feature_window", "label_ttl", "segment_by")
+        settings, **options(args, "features", "feature_window", "label_ttl", "segment_by", "entity_ttl")
     )
     result = replay_input(
         inp,

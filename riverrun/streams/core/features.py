@@ -69,10 +69,20 @@ class EntityFeatures:
     exist only while the window holds two events or more: with one, the means are its values.
     """
 
-    __slots__ = ("_head", "_since_resum", "_sums", "_window", "count", "last_ts", "window_seconds")
+    __slots__ = (
+        "_head",
+        "_since_resum",
+        "_sums",
+        "_window",
+        "count",
+        "last_ts",
+        "ttl_seconds",
+        "window_seconds",
+    )
 
-    def __init__(self, window_seconds: float = 300.0):
+    def __init__(self, window_seconds: float = 300.0, ttl_seconds: float | None = None):
         self.window_seconds = window_seconds
+        self.ttl_seconds = ttl_seconds  # configuration, not state: not in snapshots
         self.count = 0
         self.last_ts: float | None = None
         self._window: list[tuple[float, tuple[str, ...], array]] = []
@@ -86,6 +96,7 @@ class EntityFeatures:
 
     def __setstate__(self, state: tuple | dict) -> None:
         self._head = 0
+        self.ttl_seconds = None  # the features step sets it from the configuration
         if isinstance(state, tuple) and state[0] == "v2":
             _, self.window_seconds, self.count, self.last_ts, window, self._sums, self._since_resum = state
             self._window = [(ts, _schema(names), values) for ts, names, values in window]
@@ -99,8 +110,11 @@ class EntityFeatures:
         self._sums = sums if len(self._window) > 1 else None
 
     def transform(self, event: Event) -> dict:
-        """Update the state with ``event`` and return its feature vector."""
+        """Update the state with ``event`` and return its feature vector. After more than
+        ``ttl_seconds`` of event time without an event, the entity starts afresh, as a new one."""
         ts = event.ts.timestamp()
+        if self.ttl_seconds is not None and self.last_ts is not None and ts - self.last_ts > self.ttl_seconds:
+            self.__init__(self.window_seconds, self.ttl_seconds)  # a quiet entity is forgotten
         x = dict(event.features)
         self.count += 1
         x["entity_event_count"] = self.count

@@ -56,6 +56,7 @@ from riverrun.streams.core.items import (
 from riverrun.streams.core.modelstep import StepConfig
 from riverrun.streams.core.ordering import Sequencer
 from riverrun.streams.core.segments import SegmentRouter
+from riverrun.streams.core.ttl import EntityClock, Seen, Sweep, bucket_key, bucket_of
 from riverrun.streams.flow import recovery
 from riverrun.streams.flow.metrics import FlowMetrics
 from riverrun.streams.flow.sinks import sink_key
@@ -64,6 +65,7 @@ from riverrun.streams.flow.steps import (
     OrderLogic,
     announce_stability,
     control_step,
+    entity_ttl_builder,
     features_builder,
     make_batch_decoder,
     no_features_or_label,
@@ -88,6 +90,7 @@ class FlowSpec:
     event_partitions: tuple[int, ...] = (0,)  # known up front, so a silent one holds the others
     label_partitions: tuple[int, ...] = (0,)
     segment_by: str | None = None  # one instance of each model per value of this feature
+    entity_ttl_seconds: float | None = None  # quiet entities leave the feature state (core.ttl)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,12 @@ def _output(step_id: str, stream, sink: Sink) -> None:
     if isinstance(sink, FixedPartitionedSink):
         stream = op.key_on(f"{step_id}_keyed", stream, sink_key)
     op.output(step_id, stream, sink)
+
+
+def _seen_in_bucket(numbered: Numbered) -> tuple[str, Seen]:
+    event = numbered.item.record
+    ts = event.ts.timestamp()
+    return bucket_key(bucket_of(ts)), Seen(event.entity, ts)
 
 
 def build_dataflow(
@@ -148,8 +157,10 @@ def build_dataflow(
 
     label_topic = spec.steps[0].label_topic if spec.steps else None
 
+    entity_ttl = spec.entity_ttl_seconds if spec.features == "default" else None
+
     def order_builder(resume: bytes | None) -> OrderLogic:
-        router = None
+        router = clock = None
         if resume is None:
             partitions = (spec.label_partitions, spec.event_partitions)  # indexed by LABEL, EVENT
             sequencer = Sequencer(spec.max_wait_seconds, partitions)
@@ -158,13 +169,18 @@ def build_dataflow(
                 router = SegmentRouter(spec.segment_by, ttl)
         else:
             state = recovery.loads(resume)
-            sequencer, router = state if isinstance(state, tuple) else (state, None)
+            state = state if isinstance(state, tuple) else (state,)
+            sequencer, router, clock = (*state, None, None)[:3]
             # snapshots written before the envelopes had names buffer plain tuples
             sequencer.map_payloads(sourced_record)
             if router is not None:
                 router.map_payloads(sourced_record)
             sequencer.orderer.resumed(time.time())
-        return OrderLogic(sequencer, spec.finite, router, label_topic)
+        if entity_ttl is None:
+            clock = None
+        elif clock is None or clock.ttl_seconds != entity_ttl:  # turned on, or changed: from now on
+            clock = EntityClock(entity_ttl)
+        return OrderLogic(sequencer, spec.finite, router, label_topic, clock)
 
     ordered = op.key_rm("order_unkey", op.stateful("order", one_key, order_builder))
     if spec.segment_by is not None:  # labels whose event never came, decided by the router
@@ -172,9 +188,21 @@ def build_dataflow(
         bad_records = op.merge("bad_or_unrouted", bad_records, unrouted.trues)
         ordered = unrouted.falses
     if spec.features == "default":
+        if entity_ttl is not None:  # the sweeps of quiet entities (core.ttl) leave the ordered stream
+            is_sweep = op.branch("is_sweep", ordered, lambda o: type(o) is Sweep)
+            sweeps, ordered = is_sweep.trues, is_sweep.falses
         split = op.branch("split_ordered", ordered, lambda n: isinstance(n.item.record, Event))
         by_entity = op.key_on("by_entity", split.trues, lambda n: n.item.record.entity)
-        featured = op.stateful("features", by_entity, features_builder(spec.feature_window_seconds))
+        if entity_ttl is not None:
+            seen = op.map("entity_seen", split.trues, _seen_in_bucket)
+            sweeps = op.map("sweep_bucket", sweeps, lambda s: (bucket_key(s.bucket), s))
+            buckets = op.stateful("entity_ttl", op.merge("seen_and_sweeps", seen, sweeps), entity_ttl_builder)
+            evictions = op.map(
+                "evict_entity", op.key_rm("entity_ttl_unkey", buckets), lambda e: (e.entity, e)
+            )
+            by_entity = op.merge("events_and_evictions", by_entity, evictions)
+        builder = features_builder(spec.feature_window_seconds, entity_ttl)
+        featured = op.stateful("features", by_entity, builder)
         featured = op.key_rm("features_unkey", featured)
         sourced_labels = op.map("labels_sourced", split.falses, sourced_label)
         both = op.merge("featured_and_labels", featured, sourced_labels)

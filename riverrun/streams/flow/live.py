@@ -129,6 +129,7 @@ def flow_spec(
         event_partitions=event_partitions,
         label_partitions=label_partitions,
         segment_by=f.segment_by,
+        entity_ttl_seconds=f.entity_ttl_seconds or None,
     )
 
 
