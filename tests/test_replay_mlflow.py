@@ -185,3 +185,18 @@ def test_an_unreachable_tracking_server_fails_before_the_replay(tracked, tmp_pat
     assert main(argv) == 2
     assert f"MLflow tracking store {uri}" in capsys.readouterr().err
     assert not (out / "predictions.jsonl").exists()
+
+
+@pytest.mark.parametrize("recipe", ["lr", "lr_onehot", "hat", "arf"])
+def test_every_recipe_gives_params_mlflow_accepts(recipe) -> None:
+    """Keys MLflow takes (lr_onehot's TransformerUnion holds (int, float) tuples, not params)."""
+    import re
+
+    from riverrun.learners.lifecycle import PolicyConfig
+    from riverrun.streams.backtest.replay import Run
+    from riverrun.streams.backtest.tracking import run_params
+
+    params = run_params(Run(recipe, recipe, recipe, "default", PolicyConfig()), None)
+    assert all(re.fullmatch(r"[\w\-./ ]{1,250}", k) for k in params)
+    assert all(isinstance(v, str) and len(v) <= 500 for v in params.values())
+    assert sum(k.startswith("hp.") for k in params) >= 15

@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import platform
+import re
 import tempfile
 from collections import Counter
 from datetime import datetime
@@ -209,8 +210,19 @@ class ReplayTracker:
 
 
 def _value(v: Any) -> str:
-    text = v if isinstance(v, str) else json.dumps(v, default=str) if isinstance(v, list | tuple) else str(v)
+    """A param or tag value: text, classes by name, sequences as JSON; cut at ``_MAX_VALUE``."""
+    if isinstance(v, type):
+        text = v.__name__
+    elif isinstance(v, list | tuple):
+        text = json.dumps([x.__name__ if isinstance(x, type) else x for x in v], default=str)
+    else:
+        text = str(v)
     return text[:_MAX_VALUE]
+
+
+def _key(name: str) -> str:
+    """A param key MLflow accepts (letters, digits, ``_-./`` and spaces)."""
+    return re.sub(r"[^\w\-./ ]", "_", name)[:250]
 
 
 def sha256_of(path: Path) -> str:
@@ -271,17 +283,20 @@ def hyper_parameters(params: dict[str, Any], prefix: str = "hp") -> dict[str, st
     >>> hp = hyper_parameters(linear_model.LogisticRegression(optimizer=optim.SGD(0.1))._get_params())
     >>> hp["hp.optimizer"], hp["hp.optimizer.lr"], hp["hp.optimizer.lr.learning_rate"], hp["hp.l2"]
     ('SGD', 'Constant', '0.1', '0.0')
+    >>> hyper_parameters({"SelectType": {"_POSITIONAL_ARGS": (int, float)}, "a+b": 1})
+    {'hp.SelectType._POSITIONAL_ARGS': '["int", "float"]', 'hp.a_b': '1'}
     """
     out: dict[str, str] = {}
     for key, value in params.items():
-        name = f"{prefix}.{key}"
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], type):
+        name = _key(f"{prefix}.{key}")
+        pair = isinstance(value, tuple) and len(value) == 2
+        if pair and isinstance(value[0], type) and isinstance(value[1], dict):  # (class, its params)
             out[name] = value[0].__name__
             out.update(hyper_parameters(value[1], name))
         elif isinstance(value, dict):
             out.update(hyper_parameters(value, name))
         else:
-            out[name] = _value(value.__name__ if isinstance(value, type) else value)
+            out[name] = _value(value)
     return out
 
 
