@@ -47,10 +47,10 @@ def check_river(written: object, installed: str, *, what: str) -> None:
         return
     known = isinstance(written, str) and bool(written)
     by = f"River {written}" if known else "a River version it does not record"
-    where = f"where River {written} is installed (pip install 'river=={written}')" if known else "elsewhere"
+    run_it = f"run it with River {written} (pip install 'river=={written}')" if known else "run it elsewhere"
     raise IncompatibleCheckpoint(
         f"checkpoint {what} was written by {by}; this install has River {installed}: River changes "
-        "its pickles between minor versions (0.25 did), so it is not unpickled. To use it: load it "
-        f"{where} and replay or retrain the model there, or rebuild it here from data with "
-        "`riverrun replay` over the same events (a checkpoint is a model's state, the stream its source)"
+        "its pickles between minor versions (0.25 did), so it is not unpickled. To use it: "
+        f"{run_it}, or rebuild the model with River {installed} from the same events (`riverrun "
+        "replay`, or let the flow retrain) and checkpoint it anew"
     )
