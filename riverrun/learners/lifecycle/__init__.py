@@ -17,15 +17,16 @@ the per-label 0/1 losses, looked at after every label, for at most ``decision_wi
 candidate it finds better by ``min_improvement``, with a log loss no worse, is rolled back to (a
 checkpoint: the champion was damaged) or promoted (a challenger: the world changed); none: keep.
 A drift alarm alone replaces nothing, and a champion that adapts by itself (HAT, ARF, ADWIN
-bagging) is not rolled back to its checkpoints at a drift. Every action has a cool-down and a
-cap per window, and is a ``ModelEvent`` whose ``compared`` holds what each test saw.
+bagging) gets no fresh challenger and is not rolled back to its checkpoints at a drift. Every
+action has a cool-down and a cap per window, and is a ``ModelEvent`` whose ``compared`` holds
+what each test saw.
 
 Every decision is reversible (``probation``): the displaced model learns in shadow for
 ``probation`` labels and serves again if the test finds it better than its successor (or it made
 fewer errors, by a sign test, when the probation ends). From the first action on, the champion
 as it would be with no lifecycle (the *counterfactual*) learns in shadow too; it is adopted when
-the test finds it better than what the lifecycle serves, and ``ModelLifecycle.regret()`` is the
-accuracy lost against it (``riverrun_lifecycle_regret``).
+the test finds it better than what the lifecycle serves, retired once beaten for a probation,
+and ``ModelLifecycle.regret()`` is the accuracy lost against it (``riverrun_lifecycle_regret``).
 Covariate shift (PSI/KS/chi-square on the features), prior shift (labels) and prediction drift
 only alert and checkpoint: label-free evidence never rolls back.
 
@@ -35,8 +36,8 @@ Everything here is deterministic given the stream, so a replay decides exactly a
 deciding), made of parts in their own modules: ``checkpoints.py`` (checkpoints, the operator's
 rollback), ``pause.py`` (suspect labels), ``probation.py`` (the displaced model and the
 counterfactual, ``shadow.py`` their models), ``events.py``, ``monitors.py`` (label-free
-monitors); the rule is ``decision.py``, its test ``sequential.py``. Every name is importable from
-here, as before they were split.
+monitors), ``changepoint.py``; the rule is ``decision.py``, its test ``sequential.py``. Every
+name is importable from here, as before they were split.
 
 >>> from river import datasets
 >>> lc = ModelLifecycle("m", "lr", PolicyConfig(checkpoint_every=100))

@@ -5,7 +5,6 @@ counterfactual are ``shadow.Shadow``s; the label-free monitors are in ``monitors
 
 from __future__ import annotations
 
-import math
 import pickle
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from riverrun.detectors import ConceptDriftDetector, DriftSignal
+from riverrun.learners.lifecycle.changepoint import labels_since_change
 from riverrun.learners.lifecycle.checkpoints import Checkpoint, Checkpointing, FrozenCheckpoint
 from riverrun.learners.lifecycle.decision import CHAMPION, PairedDecision, Verdict, adapts_by_itself
 from riverrun.learners.lifecycle.events import Events
@@ -27,40 +27,6 @@ from riverrun.learners.rebuild import rebuilt
 from riverrun.schemas import ModelEvent
 
 __all__ = ["CHAMPION", "Evaluation", "ModelLifecycle", "labels_since_change"]
-
-
-def labels_since_change(oks: list[bool]) -> int:
-    """How many of the last labels came after the change in a model's error rate.
-
-    ``oks`` says, oldest first, whether the model was right. The change point is the split that
-    best explains the errors as two Bernoulli segments (maximum likelihood) with a *higher* error
-    rate after it; 0 when no split beats one segment. A warning comes some labels after a sudden
-    change: a fresh model that learns those labels too catches up sooner.
-
-    >>> labels_since_change([True] * 50 + [False, True, False, False, True, False])
-    6
-    >>> labels_since_change([True] * 30)
-    0
-    """
-    n = len(oks)
-    total = n - sum(oks)  # errors
-
-    def loglik(errors: int, m: int) -> float:
-        if errors == 0 or errors == m:
-            return 0.0
-        p = errors / m
-        return errors * math.log(p) + (m - errors) * math.log(1 - p)
-
-    best_split, best = n, loglik(total, n)
-    before = 0  # errors in oks[:split]
-    for split in range(1, n):
-        before += not oks[split - 1]
-        after = total - before
-        if after * split > before * (n - split):  # the error rate rose at split
-            value = loglik(before, split) + loglik(after, n - split)
-            if value > best:
-                best_split, best = split, value
-    return n - best_split
 
 
 @dataclass
@@ -323,7 +289,10 @@ class ModelLifecycle(SuspectLabels, Reversible, Checkpointing, Events):
         learns the buffered labels after the change point of the champion's errors
         (``labels_since_change``; none when ``decide_at_drift`` is off: nothing is buffered),
         then every label. One started more than ``fresh_patience`` labels ago has seen the old
-        world too: replaced."""
+        world too: replaced. None for a champion that adapts by itself (``trust_self_adapting``):
+        it grows its own fresh parts at a drift."""
+        if self.config.trust_self_adapting and adapts_by_itself(self.champion.model):
+            return
         if "fresh" in self.challengers and (
             self._evaluation is not None or self.n_labels - self._fresh_since <= self.config.fresh_patience
         ):

@@ -54,9 +54,10 @@ class PolicyConfig:
         ... and act on no test that saw fewer labels than this.
     trust_self_adapting
         A champion that adapts by itself (HAT, ARF, ADWIN bagging: any model holding a drift
-        detector; ``decision.adapts_by_itself``) is not rolled back to a checkpoint at a drift:
-        its dips are its adaptation. Inverted labels still pause it, and a fresh challenger
-        still replaces it when the test finds it better.
+        detector; ``decision.adapts_by_itself``) gets no fresh challenger at a drift warning (it
+        grows its own fresh parts) and is not rolled back to a checkpoint at a drift (its dips
+        are its adaptation): a drift alarm alone never replaces it. Inverted labels still pause
+        it, and configured ``challengers`` still replace it when the test finds them better.
     suspect_accuracy
         A binary champion this right on the labels since its errors changed (at least
         ``min_at_drift``, at most ``suspect_window``) at a drift, or when a candidate would
