@@ -33,6 +33,7 @@ from pathlib import Path
 from benchmarks.memory import rss_kb
 from riverrun.schemas import Event, Label
 from riverrun.streams.core.features import EntityFeatures
+from riverrun.streams.core.ttl import ENTITY_TTL_SECONDS
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -74,16 +75,19 @@ def _write(path: Path, records: list) -> Path:
 _REPLAY = """
 import sys
 from riverrun.streams.backtest.replay import replay
-replay(sys.argv[1], sys.argv[2], sys.argv[3], models=[("lr", "lr")], features=sys.argv[4], plot=False)
+ttl = None if sys.argv[5] == "off" else float(sys.argv[5])
+replay(sys.argv[1], sys.argv[2], sys.argv[3], models=[("lr", "lr")], features=sys.argv[4], plot=False,
+       entity_ttl_seconds=ttl)
 """
 
 
-def stream_rss_mb(events: Path, labels: Path, features: str, out: Path) -> float:
+def stream_rss_mb(events: Path, labels: Path, features: str, out: Path, ttl: str = "off") -> float:
     """The largest RSS of a replay (a process of its own, ``lr``, no policy) while it streams,
     in MiB: sampled from /proc every 0.1 s until its last prediction is written (the report it
-    writes afterwards is left out: its peak grows with the events, not the entities)."""
+    writes afterwards is left out: its peak grows with the events, not the entities). ``ttl``:
+    ``[flow] entity_ttl_seconds`` in seconds, or "off"."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _REPLAY, str(events), str(labels), str(out), features],
+        [sys.executable, "-c", _REPLAY, str(events), str(labels), str(out), features, ttl],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -103,6 +107,7 @@ def stream_rss_mb(events: Path, labels: Path, features: str, out: Path) -> float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, nargs=2, default=(100_000, 200_000), metavar=("SMALL", "LARGE"))
+    parser.add_argument("--ttl", type=float, default=ENTITY_TTL_SECONDS, help="entity TTL of the last row")
     args = parser.parse_args()
     small, large = args.events
     in_memory, pickled = state_bytes()
@@ -116,6 +121,11 @@ def main() -> None:
             for features in ("none", "default"):
                 mb = rss[(n, features)] = stream_rss_mb(ev, lb, features, Path(tmp) / f"out-{n}-{features}")
                 print(f"  {n:>9,} new entities, features {features:<7}: RSS while streaming {mb:,.0f} MiB")
+            if n == large:  # the same with quiet entities evicted after a day (the default)
+                mb = stream_rss_mb(ev, lb, "default", Path(tmp) / "out-ttl", ttl=str(args.ttl))
+                print(
+                    f"  {n:>9,} new entities, features default, entity TTL {args.ttl:,.0f} s: {mb:,.0f} MiB"
+                )
     extra = {n: rss[(n, "default")] - rss[(n, "none")] for n in (small, large)}
     slope = (extra[large] - extra[small]) / (large - small) * 100_000
     per_entity = slope * 2**20 / 100_000
