@@ -123,7 +123,7 @@ class PolicyConfig:
     concept_detector: Method = "adwin"
     checkpoint_every: int = 2000
     keep_checkpoints: int = 3
-    decision_window: int = 300
+    decision_window: int = 1000
     alpha: float = 0.05
     min_improvement: float = 0.02
     min_decision: int = 30
