@@ -73,10 +73,19 @@ STREAMS = {
 }
 
 
-def run_case(stream, recipe: str, n: int, delay: tuple[int, int], window: int, seed: int) -> dict:
+def run_case(
+    stream,
+    recipe: str,
+    n: int,
+    delay: tuple[int, int],
+    window: int,
+    seed: int,
+    calibration_window: int = 1000,
+) -> dict:
     """Serve every event, learn each label ``delay`` events later; both estimators watch."""
     learner = OnlineLearner("m", recipe, window_size=window)
-    calibrated, plain = ConfidenceEstimate(window), ConfidenceEstimate(window, calibrate=False)
+    calibrated = ConfidenceEstimate(window, calibration_window=calibration_window)
+    plain = ConfidenceEstimate(window, calibrate=False)
     rng = random.Random(seed)
     due: list[tuple[int, int, dict, bool]] = []  # (label time, event number, x, y)
     right, worst = 0, 0.0
@@ -143,6 +152,7 @@ def main() -> None:
     parser.add_argument("--delay", default="100:300", help="label delay in events, uniform lo:hi")
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--models", default="lr,hat")
+    parser.add_argument("--calibration-window", type=int, default=1000)
     parser.add_argument("--cost", action="store_true", help="the estimate's cost in the model step")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
@@ -163,7 +173,15 @@ def main() -> None:
         for recipe in args.models.split(","):
             start = time.perf_counter()
             cases = [
-                run_case(make(seed, args.events), recipe, args.events, delay, args.window, seed)
+                run_case(
+                    make(seed, args.events),
+                    recipe,
+                    args.events,
+                    delay,
+                    args.window,
+                    seed,
+                    args.calibration_window,
+                )
                 for seed in range(1, args.seeds + 1)
             ]
             mean = {k: statistics.fmean(c[k] for c in cases) for k in cases[0]}

@@ -77,7 +77,7 @@ class ConfidenceEstimate:
         self,
         window_size: int = 1000,
         n_bins: int = 20,
-        calibration_window: int = 2000,
+        calibration_window: int = 1000,
         prior: float = 20.0,
         calibrate: bool = True,
     ):
