@@ -376,7 +376,8 @@ def dashboard() -> dict[str, Any]:
         "uid": UID,
         "title": "riverrun flow",
         "description": "A riverrun flow: throughput, bad input, delayed labels, model quality, drift, "
-        "lifecycle, engine. Series: riverrun.streams.flow.metrics.SERIES; alerts: infra/prometheus/alerts.yml.",
+        "lifecycle, engine. Series: riverrun.streams.flow.metrics.SERIES; "
+        "alerts: infra/prometheus/alerts.yml.",
         "tags": ["riverrun"],
         "timezone": "utc",
         "schemaVersion": 39,
