@@ -81,6 +81,12 @@ def test_model_view_of_a_lifecycle_run_is_exported_with_bounded_labels():
     acc = value(found, "riverrun_model_accuracy", model="m", candidate="champion", window="cumulative")
     assert 0.5 < acc < 1.0
     assert value(found, "riverrun_model_accuracy", model="m", candidate="champion", window="rolling") > 0
+    # the lifecycle's regret against the same model with no lifecycle: it helped (negative)
+    assert view.regret == step.lifecycle.regret() < 0
+    assert value(found, "riverrun_lifecycle_regret", model="m") == view.regret
+    assert step.metrics_point().regret == view.regret
+    plain = ModelStep(StepConfig(model="p", recipe="lr"))  # policy off: no regret, no series
+    assert plain.view().regret is None and plain.metrics_point().regret is None
     # delays of 50.5 s: all in the <= 60 s bucket and above, none at 15 s
     assert value(found, "riverrun_label_delay_seconds_bucket", model="m", le="15.0") == 0
     assert value(found, "riverrun_label_delay_seconds_bucket", model="m", le="60.0") == 12_000
