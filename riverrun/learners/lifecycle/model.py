@@ -320,18 +320,23 @@ class ModelLifecycle(SuspectLabels, Reversible, Checkpointing, Events):
         )
 
     def _suspect(self) -> tuple[float, int] | None:
-        """(accuracy, labels) when a binary champion is right on at most ``suspect_accuracy`` of
-        the labels since the change of its errors (``labels_since_change``; at least
-        ``min_at_drift``, at most ``suspect_window`` of them): the labels look inverted."""
+        """(accuracy, labels) when a binary champion is about as right on the labels since the
+        change of its errors (``labels_since_change``; at least ``min_at_drift``, at most
+        ``suspect_window`` of them) as it was wrong before: the labels look inverted. "About":
+        at most ``suspect_accuracy``, or 3 times its error rate on the (up to 200) labels before
+        the change, capped at 0.2 (a real change of the world leaves a model near chance, 0.5)."""
         c = self.config
         if c.suspect_accuracy is None or self.champion.label_kind != "bool":
             return None
         oks = [ok for *_, ok in self._recent]
-        n = min(max(labels_since_change(oks), c.min_at_drift), c.suspect_window)
+        k = labels_since_change(oks)
+        n = min(max(k, c.min_at_drift), c.suspect_window)
         if len(oks) < n:
             return None
         accuracy = sum(oks[-n:]) / n
-        return (accuracy, n) if accuracy <= c.suspect_accuracy else None
+        before = oks[max(len(oks) - k - 200, 0) : len(oks) - k] if k else []
+        mirror = 3 * (1 - sum(before) / len(before)) if len(before) >= c.suspect_window else 0.0
+        return (accuracy, n) if accuracy <= max(c.suspect_accuracy, min(mirror, 0.2)) else None
 
     def _decide_at_drift(self, signal: DriftSignal, ts: datetime | None) -> list | None:
         """Act at once on the labels up to the drift, when they suffice; None: evaluate.
