@@ -324,7 +324,8 @@ class ModelLifecycle(SuspectLabels, Reversible, Checkpointing, Events):
         change of its errors (``labels_since_change``; at least ``min_at_drift``, at most
         ``suspect_window`` of them) as it was wrong before: the labels look inverted. "About":
         at most ``suspect_accuracy``, or 3 times its error rate on the (up to 200) labels before
-        the change, capped at 0.2 (a real change of the world leaves a model near chance, 0.5)."""
+        the change, capped at 0.1 (a real change of the world leaves a model nearer chance, 0.5;
+        at 0.2 a STAGGER concept switch was taken for inverted labels)."""
         c = self.config
         if c.suspect_accuracy is None or self.champion.label_kind != "bool":
             return None
@@ -336,7 +337,7 @@ class ModelLifecycle(SuspectLabels, Reversible, Checkpointing, Events):
         accuracy = sum(oks[-n:]) / n
         before = oks[max(len(oks) - k - 200, 0) : len(oks) - k] if k else []
         mirror = 3 * (1 - sum(before) / len(before)) if len(before) >= c.suspect_window else 0.0
-        return (accuracy, n) if accuracy <= max(c.suspect_accuracy, min(mirror, 0.2)) else None
+        return (accuracy, n) if accuracy <= max(c.suspect_accuracy, min(mirror, 0.1)) else None
 
     def _decide_at_drift(self, signal: DriftSignal, ts: datetime | None) -> list | None:
         """Act at once on the labels up to the drift, when they suffice; None: evaluate.

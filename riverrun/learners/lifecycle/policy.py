@@ -62,7 +62,7 @@ class PolicyConfig:
         A binary champion this right on the labels since its errors changed (at least
         ``min_at_drift``, at most ``suspect_window``) at a drift, or when a candidate would
         replace it, meets inverted labels: roll back, pause learning. Or right no more than 3
-        times its error rate before the change (capped at 0.2): a 90 % model is right on 10 % of
+        times its error rate before the change (capped at 0.1): a 90 % model is right on 10 % of
         inverted labels. ``None``: never pause.
     suspect_window
         See ``suspect_accuracy``.
