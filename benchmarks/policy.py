@@ -162,7 +162,6 @@ def served_features_stream(n: int = 20_000) -> list:
     sees it with the default features: 21 per event (10 raw, the entity's count and gap, 9
     rolling means), where the scenario streams have 5."""
     from benchmarks.benchstream import make_stream
-
     from riverrun.streams.core.features import EntityFeatures
 
     data, events, _ = make_stream(n)
