@@ -235,6 +235,11 @@ class FlowSettings(_Section):
         description="a feature name (or 'entity'): one instance of each model per value "
         "(lr.DE, lr.FR, ...), spread over workers and processes",
     )
+    estimate: bool = Field(
+        True,
+        description="estimate each classifier's accuracy and log loss while labels are late, from "
+        "its served probabilities (riverrun_estimated_accuracy); it only observes",
+    )
     entity_ttl_seconds: float = Field(
         ENTITY_TTL_SECONDS,
         ge=0,

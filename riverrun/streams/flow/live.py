@@ -115,6 +115,7 @@ def flow_spec(
                 label_ttl_seconds=f.label_ttl_seconds,
                 metrics_window=f.metrics_window,
                 report_every=f.report_every,
+                estimate=f.estimate,
                 policy=f.policy.config(),
                 event_topic=settings.topics.events,  # named in the join's dead letters
                 label_topic=settings.topics.labels,
