@@ -4,6 +4,7 @@ moved with it. State pickled before counters were left out leaves them out once 
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 from riverrun.detectors import CovariateShiftMonitor
 from riverrun.learners.lifecycle import ModelLifecycle, PolicyConfig
 from riverrun.schemas import Event
+from riverrun.streams.backtest.replay import replay
 from riverrun.streams.backtest.report import PsiTimeline
+from riverrun.streams.backtest.synth import drifting_agrawal, to_records
 from riverrun.streams.core.features import COUNTERS, EntityFeatures
+from tests.harness.oracle import write_jsonl
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -78,3 +82,14 @@ def test_a_lifecycle_pickled_before_the_exclusion_leaves_the_counter_out_once_lo
     loaded = pickle.loads(pickle.dumps(lc))
     assert "entity_event_count" not in loaded.covariate.features
     assert "entity_event_count" in loaded.covariate.exclude and "x" in loaded.covariate.features
+
+
+def test_a_replay_plots_the_psi_of_what_its_runs_monitor(tmp_path):
+    """The report's PSI timeline leaves out the features the runs' ``covariate_exclude`` names,
+    not the default list."""
+    events, labels = to_records(list(drifting_agrawal(600)), label_delay=timedelta(seconds=20))
+    ev, lb = write_jsonl(tmp_path / "e.jsonl", events), write_jsonl(tmp_path / "l.jsonl", labels)
+    policy = PolicyConfig(covariate_exclude=("entity_event_count", "salary"))
+    replay(ev, lb, tmp_path / "out", models=[("lr", "lr")], policies=[("default", policy)], plot=False)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["psi"]["excluded"] == ["entity_event_count", "salary"]

@@ -205,7 +205,12 @@ def replay_input(
 
         registry = CallbackSink(keep_final)
     reference = next((r.config for r in runs if r.config.enabled), PolicyConfig())
-    psi = PsiTimeline(reference.reference_size, reference.monitor_window, reference.monitor_every)
+    psi = PsiTimeline(
+        reference.reference_size,
+        reference.monitor_window,
+        reference.monitor_every,
+        exclude=reference.covariate_exclude,  # the features the runs' covariate monitor leaves out
+    )
     if inp.total_events:
         # a short stream is sampled more densely, so that the reference and a few windows fill;
         # about 200 points on the plot
